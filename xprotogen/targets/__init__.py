@@ -1,0 +1,1 @@
+"""Targets: functions from a resolved schema to the text of generated files."""
