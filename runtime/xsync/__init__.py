@@ -1,0 +1,1 @@
+"""xsync: the hybrid synchronizer runtime."""

@@ -1,0 +1,112 @@
+"""The store contract: what every backend (SQLite, PostgreSQL, the gRPC client) provides.
+
+Objects cross this boundary as plain dicts of column values: scalar fields by name, a link
+to one object as `<field>_id`, a many-to-many link as `<field>_ids` (a list of ids), and
+timestamps as float seconds since the epoch (None when unset), as the XOS API sends them.
+Who writes matters (reference: xos-synchronizer-runtime.md section 2.1), so every write
+names its `Actor`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, Mapping, Protocol, Sequence
+
+Record = dict[str, Any]
+Actor = Literal["user", "synchronizer", "policy"]
+ChangeKind = Literal["create", "update", "delete"]
+
+
+class PendingQuery(Enum):
+    """The four selections of the reference's table 3.1 (values are XOS's QueryKind)."""
+
+    DIRTY_OBJECTS = 2
+    DELETED_OBJECTS = 3
+    DIRTY_POLICIES = 4
+    DELETED_POLICIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change. `seq` grows by one per change, in commit order."""
+
+    seq: int
+    kind: ChangeKind
+    model: str
+    id: int
+
+
+class StoreError(Exception):
+    """Base of every error a store raises on purpose; the message names the problem."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class InvalidArgument(StoreError):
+    """A bad request: unknown model or field, wrong type, missing required field, bad link."""
+
+
+class PermissionDenied(StoreError):
+    """A writer that is not the synchronizer tried to change feedback state."""
+
+
+class Unauthenticated(StoreError):
+    pass
+
+
+class Store(Protocol):
+    """A model store. Implementations must be safe to call from several threads."""
+
+    def core_version(self) -> str: ...
+
+    def model_names(self) -> list[str]: ...
+
+    def create(self, model: str, values: Mapping[str, Any], *, actor: Actor = "user") -> Record: ...
+
+    def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record: ...
+
+    def query(
+        self,
+        model: str,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        excludes: Mapping[str, Any] | None = None,
+        deleted: bool | None = False,
+        order_by: Sequence[str] = ("id",),
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Objects whose columns equal every `filters` value and not all `excludes` values.
+
+        `deleted=False` gives live objects, True soft-deleted ones, None both.
+        """
+        ...
+
+    def update(
+        self,
+        model: str,
+        id: int,
+        values: Mapping[str, Any],
+        *,
+        actor: Actor = "user",
+        update_fields: Sequence[str] | None = None,
+        always_update_timestamp: bool = False,
+    ) -> Record: ...
+
+    def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
+        """Soft delete, cascading to the objects that link to this one."""
+        ...
+
+    def purge(self, model: str, id: int) -> None:
+        """Remove the row for good (the reaper's job once backend_need_reap is set)."""
+        ...
+
+    def pending(self, model: str, query: PendingQuery) -> list[Record]: ...
+
+    def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
+        """Changes with `seq > after`, in commit order; waits up to `timeout` for the first."""
+        ...
+
+    def close(self) -> None: ...

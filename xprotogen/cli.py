@@ -1,0 +1,98 @@
+"""`xsgen`: argument parsing and exit codes only; the work is done by the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .diagnostics import XprotoError, format_with_source
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
+
+
+def _files_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="xproto files, in order (core.xproto first)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="xsgen", description="The xproto toolchain.")
+    parser.add_argument("--version", action="version", version="xsgen 0.1.0")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    commands.required = True
+
+    deps = commands.add_parser("deps", help="print the model-deps JSON that orders synchronization")
+    _files_argument(deps)
+    deps.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    deps.set_defaults(run=_run_deps)
+
+    lint = commands.add_parser("lint", help="check xproto files")
+    _files_argument(lint)
+    lint.add_argument("--strict", action="store_true", help="fail on warnings too")
+    lint.add_argument("--format", choices=("text", "json"), default="text")
+    lint.set_defaults(run=_run_lint)
+    return parser
+
+
+def _run_deps(args: argparse.Namespace) -> int:
+    from .loader import load_schema
+    from .output import emit
+    from .targets.deps import render_model_deps
+
+    schema = load_schema(args.files)
+    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
+    if fatal:
+        raise XprotoError(fatal)
+    emit(render_model_deps(schema), args.output)
+    return EXIT_OK
+
+
+# Problems that make any generated output wrong, not just unidiomatic.
+_FATAL_FOR_TARGETS = frozenset({"inheritance-cycle", "reverse-id-range", "empty-bases", "undefined-policy", "unsupported"})
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from .lint import run_lint
+
+    return run_lint(args.files, strict=args.strict, output_format=args.format)
+
+
+def _print_diagnostics(error: XprotoError) -> None:
+    sources: dict[str, list[str]] = {}
+    for diagnostic in error.diagnostics:
+        path = diagnostic.span.file
+        if path not in sources and diagnostic.span.line > 0:
+            try:
+                sources[path] = open(path, encoding="utf-8").read().splitlines()
+            except (OSError, UnicodeDecodeError):
+                sources[path] = []
+        print(format_with_source(diagnostic, sources), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except XprotoError as exc:
+        _print_diagnostics(exc)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"xsgen: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The xproto grammars, as data."""
