@@ -1,0 +1,625 @@
+"""`SqlStore`: the Store contract over SQLite or PostgreSQL, with SQLAlchemy Core.
+
+Every write is one transaction that also appends to the change log. Writers are serialised
+(an in-process lock, then SQLite's write lock or a table lock on PostgreSQL) so that change
+sequence numbers are handed out in commit order: a reader that has seen `seq = n` has seen
+every change up to `n`, which is what lets `changes()` deliver each change exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+from xprotogen.schema import Schema
+
+from .base import (
+    Actor,
+    Change,
+    ChangeKind,
+    InvalidArgument,
+    NotFound,
+    PendingQuery,
+    Record,
+    StoreError,
+)
+from .filters import conditions, ordering, sort_key_names
+from .lifecycle import Clock, check_feedback, pending_predicate, stamps
+from .migrate import evolve
+from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
+
+POLL_SECONDS = 0.1  # how soon a waiting reader notices a commit made by another process
+_ID_CHUNK = 500  # ids per IN (...) when reading many-to-many rows, under SQLite's variable limit
+# Written only by the store itself; a writer's value for them is ignored, as XOS ignores it.
+_READ_ONLY = frozenset({"id", "created", "updated", "leaf_model_name"})
+_ACTORS = frozenset({"user", "synchronizer", "policy"})
+
+Where = Callable[[sa.Table], list[sa.ColumnElement[bool]]]
+
+
+def open_store(url: str, schema: Schema, *, core_version: str = "1.0") -> SqlStore:
+    """Open (creating or evolving its tables) the store at `url` for the models of `schema`.
+
+    `url` is `sqlite:///path.db`, `sqlite://` (in memory) or `postgresql://...`.
+    """
+    engine, memory = _engine(url)
+    metadata = sa.MetaData()
+    try:
+        tables = build_tables(schema, metadata)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    store = SqlStore(engine, tables, metadata, memory=memory)
+    try:
+        store.setup(core_version)
+    except StoreError:
+        engine.dispose()
+        raise
+    return store
+
+
+def _engine(url: str) -> tuple[sa.Engine, bool]:
+    scheme = url.split("://", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        pg_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return sa.create_engine(pg_url, pool_pre_ping=True, pool_size=8, max_overflow=16), False
+    if scheme == "sqlite":
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if memory:
+            # One shared connection: an in-memory database exists only inside its connection.
+            engine = sa.create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _configure_sqlite(engine, wal=not memory)
+        return engine, memory
+    raise InvalidArgument(
+        f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://..."
+    )
+
+
+def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling starts transactions late; we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # A writer takes the write lock up front, so it never fails to upgrade a read lock.
+        writing = conn.get_execution_options().get("xsync_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class SqlStore:
+    """A `Store` on one SQLAlchemy engine; safe to share between threads."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        tables: dict[str, ModelTable],
+        metadata: sa.MetaData,
+        *,
+        memory: bool,
+    ) -> None:
+        self._engine = engine
+        self._tables = tables
+        self._metadata = metadata
+        self._objects = metadata.tables[OBJECT_TABLE]
+        self._changes = metadata.tables[CHANGE_TABLE]
+        self._meta = metadata.tables[META_TABLE]
+        self._postgres = engine.dialect.name == "postgresql"
+        self._memory = memory
+        self._write_lock = threading.RLock()
+        self._committed = threading.Condition()
+        self._commit_count = 0
+        self._clock = Clock()
+        self._cascades = self._cascade_sources()
+        self._associations = [m.table for mt in tables.values() for m in mt.many.values()]
+        # Statements built once: building one costs more than running it on SQLite.
+        self._locate_stmt = sa.select(self._objects.c.model).where(
+            self._objects.c.id == sa.bindparam("oid")
+        )
+        self._row_stmts = {
+            mt.name: sa.select(mt.table).where(mt.table.c.id == sa.bindparam("oid"))
+            for mt in tables.values()
+            if mt.table is not None
+        }
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def setup(self, core_version: str) -> list[str]:
+        """Create or evolve the tables and record `core_version`; returns the columns added."""
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(xsync_write=True)
+                with conn.begin():
+                    if self._postgres:
+                        # Two processes opening a fresh database must not both create its tables.
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7355608)"))
+                    added = evolve(conn, self._metadata, self._tables)
+                    conn.execute(sa.delete(self._meta).where(self._meta.c.key == "core_version"))
+                    conn.execute(
+                        sa.insert(self._meta).values(key="core_version", value=core_version)
+                    )
+            return added
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the store at {self._engine.url!r}: {_reason(exc)}"
+            ) from None
+
+    def _cascade_sources(self) -> dict[str, list[tuple[ModelTable, str]]]:
+        """For each concrete model, the (model, column) pairs whose soft delete it cascades to."""
+        concrete = [mt for mt in self._tables.values() if mt.table is not None]
+        return {
+            target.name: [
+                (source, name)
+                for source in concrete
+                for name, spec in source.columns.items()
+                if spec.link_peer is not None
+                and spec.required
+                and target.model.is_a(spec.link_peer)
+            ]
+            for target in concrete
+        }
+
+    # --- transactions -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(xsync_write=True)
+                with conn.begin():
+                    if self._postgres:
+                        # Serialises writers in every process, so seq order is commit order.
+                        conn.execute(sa.text(f"LOCK TABLE {CHANGE_TABLE} IN EXCLUSIVE MODE"))
+                    yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"store write failed: {_reason(exc)}") from None
+        with self._committed:
+            self._commit_count += 1
+            self._committed.notify_all()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        lock: contextlib.AbstractContextManager[Any] = (
+            self._write_lock if self._memory else contextlib.nullcontext()
+        )
+        try:
+            with lock, self._engine.connect() as conn:
+                if self._postgres:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"store read failed: {_reason(exc)}") from None
+
+    def _log(self, conn: sa.Connection, kind: ChangeKind, model: str, ids: Sequence[int]) -> None:
+        conn.execute(
+            sa.insert(self._changes), [{"kind": kind, "model": model, "object_id": i} for i in ids]
+        )
+
+    # --- the contract -------------------------------------------------------------------
+
+    def core_version(self) -> str:
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(self._meta.c.value).where(self._meta.c.key == "core_version")
+            ).scalar_one_or_none()
+        return str(value) if value is not None else ""
+
+    def model_names(self) -> list[str]:
+        """The models that have a table, in schema order."""
+        return [name for name, mt in self._tables.items() if mt.table is not None]
+
+    def create(self, model: str, values: Mapping[str, Any], *, actor: Actor = "user") -> Record:
+        mt = self._model(model)
+        _check_actor(actor)
+        if mt.table is None:
+            raise InvalidArgument(f"{model} is abstract; create one of the models derived from it")
+        if values.get("id") is not None:
+            raise InvalidArgument(f"{model}.id is assigned by the store; do not pass it to create")
+        scalars, many = self._checked(mt, values)
+        with self._write() as conn:
+            now = self._clock.now()
+            row = {name: spec.initial(now) for name, spec in mt.columns.items()}
+            row["leaf_model_name"] = mt.name
+            changed = [n for n, v in scalars.items() if v != row[n]]
+            check_feedback(model, actor, changed, mt.feedback_columns())
+            row.update(scalars)
+            _check_required(mt, row)
+            self._check_links(conn, mt, scalars, many)
+            row.update(stamps(actor, [*changed, *many], always_update_timestamp=False, now=now))
+            inserted = conn.execute(self._objects.insert(), {"model": mt.name}).inserted_primary_key
+            assert inserted is not None
+            new_id = int(inserted[0])
+            conn.execute(mt.table.insert(), {"id": new_id, **row})
+            for name, ids in many.items():
+                self._write_many(conn, mt, name, new_id, ids)
+            self._log(conn, "create", mt.name, [new_id])
+        return {"id": new_id, **row, **{name: sorted(many.get(name, ())) for name in mt.many}}
+
+    def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record:
+        mt = self._model(model)
+        _check_id(mt, id)
+        with self._read() as conn:
+            leaf = self._locate(conn, mt, id)
+            row = self._row(conn, leaf, id)
+            if row["deleted"] and not include_deleted:
+                raise NotFound(f"{model} {id} is deleted")
+            return self._records(conn, mt, leaf, [row])[0]
+
+    def query(
+        self,
+        model: str,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        excludes: Mapping[str, Any] | None = None,
+        deleted: bool | None = False,
+        order_by: Sequence[str] = ("id",),
+        limit: int | None = None,
+    ) -> list[Record]:
+        mt = self._model(model)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise InvalidArgument(f"query limit must be a non-negative integer, got {limit!r}")
+        if isinstance(order_by, str):
+            order_by = (order_by,)
+
+        def where(table: sa.Table) -> list[sa.ColumnElement[bool]]:
+            found = conditions(mt, table, filters, excludes)
+            if deleted is not None:
+                found.append(table.c.deleted.is_(deleted))
+            return found
+
+        return self._select(mt, where, order_by, limit)
+
+    def update(
+        self,
+        model: str,
+        id: int,
+        values: Mapping[str, Any],
+        *,
+        actor: Actor = "user",
+        update_fields: Sequence[str] | None = None,
+        always_update_timestamp: bool = False,
+    ) -> Record:
+        mt = self._model(model)
+        _check_id(mt, id)
+        _check_actor(actor)
+        if values.get("id") not in (None, id):
+            raise InvalidArgument(f"{model}.id cannot change (from {id} to {values['id']!r})")
+        if update_fields is not None:
+            wanted = self._column_names(mt, update_fields)
+            values = {k: v for k, v in values.items() if k in wanted}
+        scalars, many = self._checked(mt, values)
+        with self._write() as conn:
+            leaf = self._locate(conn, mt, id)
+            row = self._row(conn, leaf, id)
+            current = self._read_many(conn, mt, leaf, [id], names=list(many))
+            changed_scalars = {n: v for n, v in scalars.items() if row[n] != v}
+            changed_many = {
+                n: ids for n, ids in many.items() if set(ids) != set(current[n].get(id, ()))
+            }
+            check_feedback(model, actor, changed_scalars, leaf.feedback_columns())
+            self._check_links(conn, mt, changed_scalars, changed_many)
+            now = self._clock.now(after=row["updated"])
+            writes = changed_scalars | stamps(
+                actor,
+                [*changed_scalars, *changed_many],
+                always_update_timestamp=always_update_timestamp,
+                now=now,
+            )
+            if writes or changed_many:
+                assert leaf.table is not None
+                if writes:
+                    conn.execute(sa.update(leaf.table).where(leaf.table.c.id == id).values(writes))
+                for name, ids in changed_many.items():
+                    self._write_many(conn, leaf, name, id, ids)
+                self._log(conn, "update", leaf.name, [id])
+                row.update(writes)
+            return self._records(conn, mt, leaf, [row])[0]
+
+    def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
+        """Soft delete, cascading through required links to live, unprotected objects."""
+        mt = self._model(model)
+        _check_id(mt, id)
+        _check_actor(actor)
+        with self._write() as conn:
+            leaf = self._locate(conn, mt, id)
+            row = self._row(conn, leaf, id)
+            if row["deleted"] or row["write_protect"]:
+                return
+            self._soft_delete(conn, leaf, [id])
+            todo = [(leaf, id)]
+            while todo:
+                target, target_id = todo.pop()
+                for source, column in self._cascades[target.name]:
+                    assert source.table is not None
+                    t = source.table
+                    ids = list(
+                        conn.execute(
+                            sa.select(t.c.id).where(
+                                t.c[column] == target_id,
+                                t.c.deleted.is_(False),
+                                t.c.write_protect.is_(False),
+                            )
+                        ).scalars()
+                    )
+                    if ids:
+                        self._soft_delete(conn, source, ids)
+                        todo.extend((source, i) for i in ids)
+
+    def purge(self, model: str, id: int) -> None:
+        mt = self._model(model)
+        _check_id(mt, id)
+        with self._write() as conn:
+            leaf = self._locate(conn, mt, id)
+            assert leaf.table is not None
+            conn.execute(sa.delete(leaf.table).where(leaf.table.c.id == id))
+            for assoc in leaf.many.values():
+                conn.execute(sa.delete(assoc.table).where(assoc.table.c.src_id == id))
+            # Ids are unique across models, so any association row pointing at `id` points here.
+            for table in self._associations:
+                conn.execute(sa.delete(table).where(table.c.dst_id == id))
+            conn.execute(sa.delete(self._objects).where(self._objects.c.id == id))
+            self._log(conn, "delete", leaf.name, [id])
+
+    def pending(self, model: str, query: PendingQuery) -> list[Record]:
+        mt = self._model(model)
+        if not isinstance(query, PendingQuery):
+            raise InvalidArgument(f"unknown pending query {query!r}")
+        return self._select(mt, lambda table: [pending_predicate(table, query)], ("id",), None)
+
+    def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._committed:
+                seen = self._commit_count
+            found = self._read_changes(after)
+            if found or deadline is None:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            with self._committed:
+                self._committed.wait_for(
+                    lambda: self._commit_count != seen, timeout=min(remaining, POLL_SECONDS)
+                )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _model(self, name: str) -> ModelTable:
+        mt = self._tables.get(name) if isinstance(name, str) else None
+        if mt is None:
+            raise InvalidArgument(f"unknown model {name!r}")
+        return mt
+
+    def _locate(self, conn: sa.Connection, mt: ModelTable, id: int) -> ModelTable:
+        """The model whose table holds object `id`, if it is `mt` or derived from it."""
+        name = conn.execute(self._locate_stmt, {"oid": id}).scalar_one_or_none()
+        leaf = self._tables.get(name) if name is not None else None
+        if leaf is None or leaf not in mt.concrete:
+            raise NotFound(f"{mt.name} {id} does not exist")
+        return leaf
+
+    def _row(self, conn: sa.Connection, leaf: ModelTable, id: int) -> dict[str, Any]:
+        found = conn.execute(self._row_stmts[leaf.name], {"oid": id}).one_or_none()
+        if found is None:
+            raise NotFound(f"{leaf.name} {id} does not exist")
+        return dict(found._mapping)
+
+    def _checked(
+        self, mt: ModelTable, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, list[int]]]:
+        """Values split into columns and many-to-many id lists, each checked; read-only ones dropped."""
+        scalars: dict[str, Any] = {}
+        many: dict[str, list[int]] = {}
+        for key, value in values.items():
+            if key in _READ_ONLY:
+                continue
+            if key in mt.many:
+                many[key] = _id_list(mt, key, value)
+            elif key in mt.columns:
+                scalars[key] = mt.columns[key].check(mt.name, value)
+            else:
+                raise InvalidArgument(f"{mt.name} has no field {key!r}{_hint(mt, key)}")
+        return scalars, many
+
+    def _column_names(self, mt: ModelTable, update_fields: Sequence[str] | str) -> set[str]:
+        names = update_fields.split(",") if isinstance(update_fields, str) else list(update_fields)
+        out: set[str] = set()
+        for raw in names:
+            name = raw.strip()
+            for candidate in (name, f"{name}_id", f"{name}_ids"):
+                if mt.accepts(candidate) or candidate in _READ_ONLY:
+                    out.add(candidate)
+                    break
+            else:
+                raise InvalidArgument(f"{mt.name} has no field {name!r} (in update_fields)")
+        return out
+
+    def _check_links(
+        self,
+        conn: sa.Connection,
+        mt: ModelTable,
+        scalars: Mapping[str, Any],
+        many: Mapping[str, list[int]],
+    ) -> None:
+        for name, value in scalars.items():
+            peer = mt.columns[name].link_peer
+            if peer is not None and value is not None:
+                self._check_target(conn, mt, name, peer, value)
+        for name, ids in many.items():
+            for target in ids:
+                self._check_target(conn, mt, name, mt.many[name].peer, target)
+
+    def _check_target(
+        self, conn: sa.Connection, mt: ModelTable, field: str, peer: str, target: int
+    ) -> None:
+        peer_mt = self._tables.get(peer)
+        if peer_mt is None:
+            return  # the peer model is not in this schema, so there is nothing to check against
+        try:
+            leaf = self._locate(conn, peer_mt, target)
+        except NotFound:
+            raise InvalidArgument(
+                f"{mt.name}.{field} = {target}: there is no {peer} with id {target}"
+            ) from None
+        assert leaf.table is not None
+        deleted = conn.execute(
+            sa.select(leaf.table.c.deleted).where(leaf.table.c.id == target)
+        ).scalar_one_or_none()
+        if deleted is not False:
+            raise InvalidArgument(f"{mt.name}.{field} = {target}: {peer} {target} is deleted")
+
+    def _write_many(
+        self, conn: sa.Connection, mt: ModelTable, name: str, id: int, ids: list[int]
+    ) -> None:
+        table = mt.many[name].table
+        conn.execute(sa.delete(table).where(table.c.src_id == id))
+        if ids:
+            conn.execute(sa.insert(table), [{"src_id": id, "dst_id": t} for t in sorted(set(ids))])
+
+    def _read_many(
+        self,
+        conn: sa.Connection,
+        view: ModelTable,
+        leaf: ModelTable,
+        ids: list[int],
+        *,
+        names: list[str] | None = None,
+    ) -> dict[str, dict[int, list[int]]]:
+        out: dict[str, dict[int, list[int]]] = {}
+        for name in view.many if names is None else names:
+            table = leaf.many[name].table
+            found: dict[int, list[int]] = {}
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                rows = conn.execute(
+                    sa.select(table.c.src_id, table.c.dst_id)
+                    .where(table.c.src_id.in_(chunk))
+                    .order_by(table.c.src_id, table.c.dst_id)
+                )
+                for src, dst in rows:
+                    found.setdefault(src, []).append(dst)
+            out[name] = found
+        return out
+
+    def _records(
+        self, conn: sa.Connection, view: ModelTable, leaf: ModelTable, rows: list[dict[str, Any]]
+    ) -> list[Record]:
+        """Rows of `leaf`'s table as records of `view` (its own columns, plus `<x>_ids` lists)."""
+        many = self._read_many(conn, view, leaf, [r["id"] for r in rows]) if view.many else {}
+        return [
+            {
+                "id": r["id"],
+                **{n: r[n] for n in view.columns},
+                **{n: many[n].get(r["id"], []) for n in view.many},
+            }
+            for r in rows
+        ]
+
+    def _select(
+        self, mt: ModelTable, where: Where, order_by: Sequence[str], limit: int | None
+    ) -> list[Record]:
+        results: list[Record] = []
+        with self._read() as conn:
+            for leaf in mt.concrete:
+                assert leaf.table is not None
+                t = leaf.table
+                stmt = sa.select(t.c.id, *(t.c[n] for n in mt.columns)).where(*where(t))
+                stmt = stmt.order_by(*ordering(mt, t, order_by))
+                if limit is not None:
+                    stmt = stmt.limit(limit)
+                rows = [dict(r._mapping) for r in conn.execute(stmt)]
+                results.extend(self._records(conn, mt, leaf, rows))
+        if len(mt.concrete) > 1:
+            results = _merge(results, order_by)
+            if limit is not None:
+                results = results[:limit]
+        return results
+
+    def _soft_delete(self, conn: sa.Connection, mt: ModelTable, ids: list[int]) -> None:
+        assert mt.table is not None
+        conn.execute(
+            sa.update(mt.table)
+            .where(mt.table.c.id.in_(ids))
+            .values(deleted=True, enacted=None, policed=None)
+        )
+        self._log(conn, "delete", mt.name, ids)
+
+    def _read_changes(self, after: int) -> list[Change]:
+        c = self._changes.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(c.seq, c.kind, c.model, c.object_id).where(c.seq > after).order_by(c.seq)
+            )
+            return [Change(seq, kind, model, object_id) for seq, kind, model, object_id in rows]
+
+
+def _check_id(mt: ModelTable, id: int) -> None:
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise InvalidArgument(f"{mt.name} id must be an integer, got {id!r:.60}")
+
+
+def _check_actor(actor: str) -> None:
+    if actor not in _ACTORS:
+        raise InvalidArgument(f"unknown actor {actor!r}; use one of {sorted(_ACTORS)}")
+
+
+def _check_required(mt: ModelTable, row: Mapping[str, Any]) -> None:
+    for name, spec in mt.columns.items():
+        if spec.required and row.get(name) is None:
+            raise InvalidArgument(f"{mt.name}.{name} is required")
+
+
+def _id_list(mt: ModelTable, key: str, value: Any) -> list[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise InvalidArgument(f"{mt.name}.{key} must be a list of ids, got {value!r:.60}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise InvalidArgument(
+                f"{mt.name}.{key} must hold positive integer ids, got {item!r:.60}"
+            )
+    return sorted(set(value))
+
+
+def _hint(mt: ModelTable, key: str) -> str:
+    if f"{key}_id" in mt.columns:
+        return f"; a link is written as '{key}_id'"
+    if f"{key}_ids" in mt.many:
+        return f"; a many-to-many link is written as '{key}_ids'"
+    return ""
+
+
+def _merge(records: list[Record], order_by: Sequence[str]) -> list[Record]:
+    """Rows of several tables in `order_by` order, NULL as the largest value (as in `ordering`)."""
+    for name, descending in reversed(sort_key_names(order_by)):
+        present = [r for r in records if r[name] is not None]
+        absent = [r for r in records if r[name] is None]
+        present.sort(key=lambda r: r[name], reverse=descending)
+        records = absent + present if descending else present + absent
+    return records
+
+
+def _reason(exc: sa.exc.SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
