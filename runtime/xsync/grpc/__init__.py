@@ -1,0 +1,1 @@
+"""The store served over gRPC (`serve`) and used remotely (`RemoteStore`)."""

@@ -1,0 +1,265 @@
+"""`RemoteStore`: the `Store` contract over a core's gRPC API, so the ORM and the engine
+run unchanged against a remote core. Status codes come back as the store's exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Mapping, Sequence
+
+import grpc
+from google.protobuf.message import Message
+
+from xprotogen.schema import Schema
+
+from ..store.base import (
+    Actor,
+    Change,
+    InvalidArgument,
+    NotFound,
+    PendingQuery,
+    PermissionDenied,
+    Record,
+    StoreError,
+    Unauthenticated,
+)
+from .auth import ACTOR_KEY, credentials_metadata
+from .convert import fill_message, read_record
+from .protocol import ModelApi, protocol_for
+from .server import CHANNEL_OPTIONS
+
+ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+}
+DEFAULT_TIMEOUT = 60.0  # seconds per unary call: a dead core must not hang a worker forever
+
+
+class RemoteStore:
+    """A `Store` whose objects live in the core at `endpoint` ("host:port").
+
+    `tls` is the PEM of the root certificate(s) to trust; None means plaintext.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        schema: Schema,
+        *,
+        username: str,
+        password: str,
+        tls: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.endpoint = endpoint
+        self._protocol = protocol_for(schema)
+        self._credentials = credentials_metadata(username, password)
+        self._timeout = timeout
+        if tls is None:
+            self._channel = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(
+                endpoint, grpc.ssl_channel_credentials(tls), options=CHANNEL_OPTIONS
+            )
+        self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {}
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _api(self, model: str) -> ModelApi:
+        found = self._protocol.models.get(model) if isinstance(model, str) else None
+        if found is None:
+            raise InvalidArgument(f"unknown model {model!r}")
+        return found
+
+    def _call(
+        self, path: str, request: Message, reply: type[Message], actor: Actor | None = None
+    ) -> Any:
+        call = self._calls.get(path)
+        if call is None:
+            call = self._calls[path] = self._channel.unary_unary(
+                path, request_serializer=_serialize, response_deserializer=reply.FromString
+            )
+        metadata = self._credentials if actor is None else (*self._credentials, (ACTOR_KEY, actor))
+        try:
+            return call(request, metadata=metadata, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _store_error(exc, self.endpoint) from None
+
+    def _model_call(
+        self,
+        api: ModelApi,
+        prefix: str,
+        request: Message,
+        reply: type[Message],
+        actor: Actor | None = None,
+    ) -> Any:
+        return self._call(api.path(prefix), request, reply, actor)
+
+    def _record(self, api: ModelApi, message: Message) -> Record:
+        return read_record(message, skip=[f.name for f in api.model.reverse_fields])
+
+    def _records(self, api: ModelApi, plural: Any) -> list[Record]:
+        return [self._record(api, item) for item in plural.items]
+
+    def _id(self, model: str, id: int, include_deleted: bool = False) -> Message:
+        if isinstance(id, bool) or not isinstance(id, int):
+            raise InvalidArgument(f"{model} id must be an integer, got {id!r:.60}")
+        try:
+            return self._protocol.common("ID")(id=id, include_deleted=include_deleted)
+        except ValueError:
+            raise NotFound(f"{model} {id} does not exist") from None
+
+    # --- the contract -------------------------------------------------------------------------
+
+    def core_version(self) -> str:
+        return str(self._version().version)
+
+    def model_names(self) -> list[str]:
+        return list(self._version().models)
+
+    def _version(self) -> Any:
+        return self._call(
+            self._protocol.version_path(), self._protocol.empty(), self._protocol.common("Version")
+        )
+
+    def create(self, model: str, values: Mapping[str, Any], *, actor: Actor = "user") -> Record:
+        api = self._api(model)
+        request = fill_message(api.message(), model, values, skip_unknown=False)
+        return self._record(api, self._model_call(api, "Create", request, api.message, actor))
+
+    def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record:
+        api = self._api(model)
+        return self._record(
+            api, self._model_call(api, "Get", self._id(model, id, include_deleted), api.message)
+        )
+
+    def query(
+        self,
+        model: str,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        excludes: Mapping[str, Any] | None = None,
+        deleted: bool | None = False,
+        order_by: Sequence[str] = ("id",),
+        limit: int | None = None,
+    ) -> list[Record]:
+        api = self._api(model)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**31
+        ):
+            raise InvalidArgument(f"query limit must be a non-negative integer, got {limit!r}")
+        request: Any = self._protocol.common("Query")(
+            deleted={False: 0, True: 1, None: 2}[deleted],
+            order_by=[order_by] if isinstance(order_by, str) else list(order_by),
+        )
+        if limit is not None:
+            request.limit = limit
+        _add_conditions(model, request.filters, filters)
+        _add_conditions(model, request.excludes, excludes)
+        return self._records(api, self._model_call(api, "Filter", request, api.plural))
+
+    def update(
+        self,
+        model: str,
+        id: int,
+        values: Mapping[str, Any],
+        *,
+        actor: Actor = "user",
+        update_fields: Sequence[str] | None = None,
+        always_update_timestamp: bool = False,
+    ) -> Record:
+        api = self._api(model)
+        request: Any = api.update_request(always_update_timestamp=always_update_timestamp)
+        fill_message(request.item, model, {**values, "id": None}, skip_unknown=False)
+        request.item.id = self._id(model, id).id  # type: ignore[attr-defined]
+        request.fields.extend(k for k in values if k != "id")
+        if update_fields is not None:
+            names = (
+                update_fields.split(",") if isinstance(update_fields, str) else list(update_fields)
+            )
+            request.update_fields.extend(n.strip() for n in names)
+        return self._record(api, self._model_call(api, "Update", request, api.message, actor))
+
+    def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
+        api = self._api(model)
+        self._model_call(
+            api,
+            "Delete",
+            self._id(model, id),
+            self._protocol.message_class("google.protobuf.Empty"),
+            actor,
+        )
+
+    def purge(self, model: str, id: int) -> None:
+        api = self._api(model)
+        self._model_call(
+            api, "Purge", self._id(model, id), self._protocol.message_class("google.protobuf.Empty")
+        )
+
+    def pending(self, model: str, query: PendingQuery) -> list[Record]:
+        api = self._api(model)
+        if not isinstance(query, PendingQuery):
+            raise InvalidArgument(f"unknown pending query {query!r}")
+        request = self._protocol.common("PendingRequest")(kind=query.value)
+        return self._records(api, self._model_call(api, "Pending", request, api.plural))
+
+    def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
+        request: Any = self._protocol.common("WatchRequest")(after=after, once=True)
+        if timeout is not None:
+            request.timeout = timeout
+        deadline = self._timeout + (timeout or 0.0)
+        return list(self._stream(request, deadline))
+
+    def watch(self, after: int = 0) -> Iterator[Change]:
+        """Every change after `after`, as it commits, until the iterator is closed."""
+        request = self._protocol.common("WatchRequest")(after=after)
+        return self._stream(request, None)
+
+    def _stream(self, request: Message, deadline: float | None) -> Iterator[Change]:
+        call: Any = self._channel.unary_stream(
+            self._protocol.watch_path(),
+            request_serializer=_serialize,
+            response_deserializer=self._protocol.common("Change").FromString,
+        )
+        stream = call(request, metadata=self._credentials, timeout=deadline)
+        try:
+            for c in stream:  # each a Change message
+                yield Change(c.seq, c.kind, c.model, c.id)
+        except grpc.RpcError as exc:
+            raise _store_error(exc, self.endpoint) from None
+        finally:
+            stream.cancel()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> RemoteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _add_conditions(model: str, target: Any, conditions: Mapping[str, Any] | None) -> None:
+    for key, value in (conditions or {}).items():
+        try:
+            encoded = json.dumps(sorted(value) if isinstance(value, (set, frozenset)) else value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{model} filter {key!r}: {value!r:.60} cannot be sent") from None
+        target.add(field=key, op="", value_json=encoded)
+
+
+def _store_error(exc: grpc.RpcError, endpoint: str) -> StoreError:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    error = ERROR_OF.get(code) if code is not None else None
+    if error is not None:
+        return error(details or code.name)  # type: ignore[union-attr]
+    name = code.name if code is not None else "ERROR"
+    return StoreError(f"core at {endpoint}: {name}: {details}")

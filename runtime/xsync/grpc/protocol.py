@@ -1,0 +1,119 @@
+"""The API of a schema as live protobuf classes: what the server and the client both speak.
+
+The .proto text comes from `xsgen proto`'s target, so the wire format is the one users
+generate for their own clients. It is compiled into a private descriptor pool (not the
+process-wide default one), so several schemas can be served in one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import descriptor_pool, descriptor_pb2, message_factory
+from google.protobuf.message import Message
+
+from xprotogen.compile_proto import descriptor_set
+from xprotogen.schema import Schema
+from xprotogen.targets.proto import (
+    COMMON_PACKAGE,
+    PACKAGE,
+    ProtoApi,
+    ProtoModel,
+    build_proto_api,
+    render_proto_files,
+)
+
+MessageClass = type[Message]
+
+# Per-model methods: name prefix -> (request type, response type), "{m}" the model, "{p}" its plural.
+MODEL_METHODS: dict[str, tuple[str, str]] = {
+    "List": ("google.protobuf.Empty", "{p}"),
+    "Filter": (f"{COMMON_PACKAGE}.Query", "{p}"),
+    "Get": (f"{COMMON_PACKAGE}.ID", "{m}"),
+    "Create": ("{m}", "{m}"),
+    "Update": ("{u}", "{m}"),
+    "Delete": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
+    "Purge": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
+    "Pending": (f"{COMMON_PACKAGE}.PendingRequest", "{p}"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelApi:
+    """A model's message classes and the full method paths of its RPCs."""
+
+    model: ProtoModel
+    service: str  # full service name, "xos.core"
+    message: MessageClass
+    plural: MessageClass
+    update_request: MessageClass
+
+    def path(self, prefix: str) -> str:
+        return f"/{self.service}/{prefix}{self.model.name}"
+
+
+class Protocol:
+    """Message classes by name, and a `ModelApi` per model served."""
+
+    def __init__(self, api: ProtoApi, descriptors: bytes) -> None:
+        self.api = api
+        self._pool = descriptor_pool.DescriptorPool()
+        for file in descriptor_pb2.FileDescriptorSet.FromString(descriptors).file:
+            self._pool.Add(file)
+        self.models: dict[str, ModelApi] = {}
+        for app in api.apps:
+            for model in app.models:
+                self.models[model.name] = ModelApi(
+                    model=model,
+                    service=app.service_full_name,
+                    message=self.message_class(f"{PACKAGE}.{model.name}"),
+                    plural=self.message_class(f"{PACKAGE}.{model.plural}"),
+                    update_request=self.message_class(f"{PACKAGE}.{model.update_request}"),
+                )
+        self.services = [app.service_full_name for app in api.apps]
+
+    def message_class(self, full_name: str) -> MessageClass:
+        return message_factory.GetMessageClass(self._pool.FindMessageTypeByName(full_name))
+
+    def common(self, name: str) -> MessageClass:
+        return self.message_class(f"{COMMON_PACKAGE}.{name}")
+
+    def empty(self) -> Message:
+        return self.message_class("google.protobuf.Empty")()
+
+    def enum_value(self, enum: str, number: int) -> Any:
+        return self._pool.FindEnumTypeByName(f"{COMMON_PACKAGE}.{enum}").values_by_number.get(
+            number
+        )
+
+    def type_of(self, model: ModelApi, spec: str) -> MessageClass:
+        name = spec.format(m=model.model.name, p=model.model.plural, u=model.model.update_request)
+        return self.message_class(name if "." in name else f"{PACKAGE}.{name}")
+
+    def watch_path(self) -> str:
+        """Every service has Watch and GetVersion; the first service's are used."""
+        return f"/{self.services[0]}/Watch"
+
+    def version_path(self) -> str:
+        return f"/{self.services[0]}/GetVersion"
+
+
+_CACHE: dict[str, Protocol] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def protocol_for(schema: Schema) -> Protocol:
+    """The protocol of `schema`, compiled once per distinct API text in this process."""
+    api = build_proto_api(schema)
+    texts = render_proto_files(api)
+    key = hashlib.sha256(
+        "\0".join(f"{k}\0{v}" for k, v in sorted(texts.items())).encode()
+    ).hexdigest()
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            found = _CACHE[key] = Protocol(api, descriptor_set(texts))
+        return found

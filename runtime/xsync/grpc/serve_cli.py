@@ -1,0 +1,147 @@
+"""`xsync core CONFIG [--listen HOST:PORT] [--db URL]`: serve the config's models over gRPC.
+
+The models are the config's model files; the store is `--db`, else the config's `store`;
+the credentials every caller must present are `--username`/`--password`, else the config's
+`accessor` ones (the same pair the synchronizers use to reach this core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Sequence
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class _Usage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Usage(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="xsync core", description="Serve the models of CONFIG over gRPC.")
+    parser.add_argument("config", metavar="CONFIG", help="the YAML config naming the models")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=DEFAULT_LISTEN,
+        help=f"address to serve on (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="store URL (sqlite:///path.db or postgresql://...); default: the config's store",
+    )
+    parser.add_argument(
+        "--username", help="the username callers must present (default: the config's accessor)"
+    )
+    parser.add_argument(
+        "--password",
+        help="the password callers must present, or @FILE (default: the config's accessor)",
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    return parser
+
+
+class _Failure(Exception):
+    pass
+
+
+def run_core(argv: Sequence[str]) -> int:
+    """Parse `argv`, serve until SIGINT/SIGTERM; 0 on a clean stop, 1 on a problem, 2 on bad usage."""
+    try:
+        args = build_parser().parse_args(list(argv))
+    except _Usage as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return _serve_until_stopped(args)
+    except _Failure as exc:
+        print(f"xsync core: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve_until_stopped(args: argparse.Namespace) -> int:
+    from xprotogen.diagnostics import XprotoError
+    from xprotogen.loader import load_schema
+
+    from ..config import ConfigError, load_config
+    from ..store import StoreError, open_store
+    from .server import serve
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise _Failure(str(exc)) from None
+    url = args.db or config.store
+    if not url:
+        raise _Failure(f"{args.config}: no store: set 'store' in the config or pass --db URL")
+    username, password = _credentials(args, config)
+    tls = _tls(args)
+    try:
+        schema = load_schema(config.model_files)
+    except XprotoError as exc:
+        raise _Failure(str(exc).splitlines()[0]) from None
+    try:
+        store = open_store(url, schema, core_version=config.core_version or "1.0")
+    except StoreError as exc:
+        raise _Failure(str(exc)) from None
+    try:
+        server = serve(
+            store, schema, listen=args.listen, username=username, password=password, tls=tls
+        )
+    except (StoreError, XprotoError) as exc:
+        store.close()
+        raise _Failure(str(exc).splitlines()[0]) from None
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"xsync core: serving {len(store.model_names())} models on {server.endpoint}", flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        server.stop(grace=2.0)
+        store.close()
+    return 0
+
+
+def _credentials(args: argparse.Namespace, config: object) -> tuple[str, str]:
+    accessor = getattr(config, "accessor", None)
+    username = args.username or (accessor.username if accessor else None)
+    password = args.password or (accessor.password if accessor else None)
+    if not username or password is None:
+        raise _Failure(
+            f"{args.config}: no credentials: set 'accessor' in the config or pass --username and --password"
+        )
+    if password.startswith("@"):
+        try:
+            password = Path(password[1:]).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise _Failure(f"cannot read the password file {password[1:]}: {exc}") from None
+    return username, password
+
+
+def _tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
+    if not args.tls_cert and not args.tls_key:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise _Failure("--tls-cert and --tls-key go together")
+    try:
+        return Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()
+    except OSError as exc:
+        raise _Failure(f"cannot read {exc.filename}: {exc.strerror}") from None
