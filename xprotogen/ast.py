@@ -3,6 +3,9 @@
 Every node is a frozen dataclass that carries the `Span` it came from. Spans are
 excluded from equality so that two trees parsed from differently laid-out text
 compare equal when they say the same thing.
+
+The classes are not slotted: `slots=True` makes `dataclass` build every class twice,
+which doubled this module's import time, and import time is most of a CLI run.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Span:
     """Where a node starts in its source file (1-based line and column)."""
 
@@ -21,6 +24,9 @@ class Span:
     end_line: int = 0
 
     def __str__(self) -> str:
+        # Line 0 means "the whole file" (it cannot be read, it is empty, ...).
+        if self.line <= 0:
+            return self.file
         return f"{self.file}:{self.line}:{self.column}"
 
 
@@ -28,13 +34,13 @@ NOWHERE = Span("<generated>", 0, 0)
 
 
 def _span() -> Span:
-    return field(default=NOWHERE, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NOWHERE, compare=False, repr=False)
 
 
 ValueKind = Literal["string", "number", "bool", "name"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Value:
     """An option value as written: its kind and its exact source text.
 
@@ -79,7 +85,7 @@ def _unescape(body: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Option:
     """`name = value`: a file or message option, or a field directive."""
 
@@ -88,7 +94,7 @@ class Option:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DottedName:
     """A possibly package-qualified name such as `xos.core.Instance`."""
 
@@ -104,7 +110,7 @@ class DottedName:
         return self.text.rpartition(".")[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScalarField:
     modifier: str
     type: str
@@ -118,7 +124,7 @@ class ScalarField:
 LinkType = Literal["manytoone", "manytomany", "onetoone"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LinkField:
     """`modifier linktype name->Peer[/Through][:reverse] = n[:rid] [options]`."""
 
@@ -135,14 +141,14 @@ class LinkField:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EnumValue:
     name: str
     number: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Enum:
     name: str
     values: tuple[EnumValue, ...] = ()
@@ -150,21 +156,21 @@ class Enum:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Extensions:
     start: str
     end: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Extend:
     name: str
     body: tuple[MessageItem, ...] = ()
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Message:
     """A model. `bases` is None without parentheses, `()` for an empty list."""
 
@@ -193,7 +199,7 @@ MessageItem = Union[ScalarField, LinkField, Enum, Option, Message, Extensions, E
 # --- the policy (first-order logic) sub-language ---------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Term:
     """A constant, a dotted symbol, `True`/`False`, a number or a quoted string."""
 
@@ -201,7 +207,7 @@ class Term:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PythonEscape:
     """`{{ expression }}`: Python evaluated as is."""
 
@@ -209,7 +215,7 @@ class PythonEscape:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PolicyCall:
     """`*policy(field)`: apply another policy to the object a field points at."""
 
@@ -218,13 +224,13 @@ class PolicyCall:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Not:
     operand: Formula
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Compare:
     op: Literal["=", "in"]
     left: Operand
@@ -232,7 +238,7 @@ class Compare:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Connective:
     op: Literal["&", "|", "->"]
     left: Formula
@@ -240,7 +246,7 @@ class Connective:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Quantifier:
     kind: Literal["forall", "exists"]
     variable: str
@@ -252,14 +258,14 @@ Operand = Union[Term, PythonEscape, PolicyCall]
 Formula = Union[Operand, Not, Compare, Connective, Quantifier]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PolicyDef:
     name: str
     formula: Formula
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LambdaDef:
     """`map NAME <lambda ...>` or `reduce NAME <lambda ...>`; kept as source text."""
 
@@ -272,7 +278,7 @@ class LambdaDef:
 # --- file level ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rpc:
     name: str
     request: str
@@ -280,20 +286,20 @@ class Rpc:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Service:
     name: str
     rpcs: tuple[Rpc, ...] = ()
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Package:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Import:
     path: str
     span: Span = _span()
@@ -302,7 +308,7 @@ class Import:
 TopLevel = Union[Message, Extend, Enum, PolicyDef, LambdaDef, Service, Import, Package, Option]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class File:
     path: str
     items: tuple[TopLevel, ...] = ()
