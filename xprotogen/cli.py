@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("--strict", action="store_true", help="fail on warnings too")
     lint.add_argument("--format", choices=("text", "json"), default="text")
     lint.set_defaults(run=_run_lint)
+
+    proto = commands.add_parser("proto", help="write a proto3 API per app and compile it with grpcio-tools")
+    _files_argument(proto)
+    proto.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the .proto and Python files")
+    proto.add_argument("--no-compile", action="store_true", help="write the .proto files only")
+    proto.set_defaults(run=_run_proto)
+
+    client = commands.add_parser("client", help="generate a typed Python client (one ORM class per model)")
+    _files_argument(client)
+    client.add_argument("-o", "--output", metavar="OUT.py", help="write to OUT.py instead of stdout")
+    client.set_defaults(run=_run_client)
     return parser
 
 
@@ -58,6 +69,37 @@ def _run_deps(args: argparse.Namespace) -> int:
 
 # Problems that make any generated output wrong, not just unidiomatic.
 _FATAL_FOR_TARGETS = frozenset({"inheritance-cycle", "reverse-id-range", "empty-bases", "undefined-policy", "unsupported"})
+
+
+def _run_proto(args: argparse.Namespace) -> int:
+    from .compile_proto import ProtoCompileError
+    from .loader import load_schema
+    from .targets.proto import write_proto
+
+    schema = load_schema(args.files)
+    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
+    if fatal:
+        raise XprotoError(fatal)
+    try:
+        output = write_proto(schema, args.output, compile=not args.no_compile)
+    except ProtoCompileError as exc:
+        print(f"xsgen: error: protoc rejected the generated files: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {len(output.protos)} proto files and {len(output.modules)} modules to {args.output}")
+    return EXIT_OK
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    from .loader import load_schema
+    from .output import emit
+    from .targets.client import render_client
+
+    schema = load_schema(args.files)
+    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
+    if fatal:
+        raise XprotoError(fatal)
+    emit(render_client(schema), args.output)
+    return EXIT_OK
 
 
 def _run_lint(args: argparse.Namespace) -> int:
