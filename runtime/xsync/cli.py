@@ -1,0 +1,222 @@
+"""`xsync`: argument parsing and exit codes only; the runtime does the work.
+
+    xsync run CONFIG [--once | --until-idle] [--timeout S] [--metrics-port P]
+    xsync status CONFIG [--json]
+    xsync core ...      (the gRPC core server: xsync.grpc.serve_cli.run_core)
+
+A user never sees a traceback: every expected problem is one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+from types import FrameType
+from typing import Any, Callable, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Sub-commands other modules provide: name -> (module, function taking the remaining args, help).
+_DELEGATED = {
+    "core": ("xsync.grpc.serve_cli", "run_core", "serve the models over gRPC (the core)"),
+    "ui": ("xsync.ui", "run_ui", "browse the models in a web page"),
+}
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="xsync", description="The synchronizer runtime.")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser
+    )
+    commands.required = True
+
+    run = commands.add_parser("run", help="run the synchronizer")
+    run.add_argument("config", metavar="CONFIG", help="the synchronizer's YAML config")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run one pass, then exit")
+    mode.add_argument(
+        "--until-idle", action="store_true", help="run passes until only backing-off work is left"
+    )
+    run.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="give up after S seconds (exit 1 if not idle)"
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics on 127.0.0.1:P/metrics",
+    )
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser(
+        "status", help="show what is synced, pending, failing and held back"
+    )
+    status.add_argument("config", metavar="CONFIG")
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    status.set_defaults(handler=_status)
+
+    for name, (_, _, help_text) in _DELEGATED.items():
+        sub = commands.add_parser(name, help=help_text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.set_defaults(handler=_delegate(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        # Hand everything after the command over untouched, `--help` included.
+        argv = [argv[0], "--", *argv[1:]]
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except _Failure as exc:
+        print(f"xsync: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+class _Failure(Exception):
+    """An expected problem, already worded for the user."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _load(config_path: str) -> Any:
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise _Failure(str(exc)) from None
+
+
+def _build(config: Any, **kwargs: Any) -> Any:
+    """The runtime built from `config`, with every start-up problem as a `_Failure`."""
+    from .runner import StartupError, build_runtime
+
+    try:
+        return build_runtime(config, **kwargs)
+    except StartupError as exc:
+        raise _Failure(str(exc)) from None
+    except Exception as exc:
+        # Anything else at start-up is still the user's setup, not a crash to dump on them.
+        raise _Failure(f"{config.path}: cannot start: {type(exc).__name__}: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .observability import Metrics, MetricsServer, setup_logging
+    from .runner import Runner
+
+    metrics = Metrics()
+    config = _load(args.config)
+    log = setup_logging(_logging_options(config))
+    runtime = _build(config, metrics=metrics, log=log)
+    server = (
+        MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
+    )
+    runner = Runner(runtime.engine, runtime.store, interval=config.loop_interval_seconds, log=log)
+    _on_signals(runner.request_stop)
+    try:
+        if not runtime.steps:
+            log.warning(
+                "no sync steps found; nothing to do", extra={"steps_dir": str(config.steps_dir)}
+            )
+        if args.once:
+            runner.run_once()
+            return EXIT_OK
+        if args.until_idle:
+            idle = runner.run_until_idle(timeout=args.timeout)
+            if not idle and not runner.stop.is_set():
+                raise _Failure(f"still busy after {args.timeout} s (--timeout)")
+            return EXIT_OK
+        runner.run_forever(timeout=args.timeout)
+        return EXIT_OK
+    finally:
+        if server is not None:
+            server.close()
+        runtime.close()
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .backoff import wall_clock
+    from .planner import LinkFields
+    from .status import collect_status
+
+    runtime = _build(_load(args.config))
+    try:
+        now = wall_clock()
+        report = collect_status(
+            runtime.store,
+            runtime.observed_models,
+            LinkFields.from_model_deps(runtime.model_deps),
+            now=now,
+        )
+    finally:
+        runtime.close()
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        print(report.as_text(now))
+    return EXIT_OK
+
+
+def _logging_options(config: Any) -> dict[str, str]:
+    options = config.logging
+    return {"level": options.level, "format": options.format, "destination": options.destination}
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _delegate(name: str) -> Callable[[argparse.Namespace], int]:
+    module_name, function, _ = _DELEGATED[name]
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise _Failure(f"'xsync {name}' is not available in this installation") from None
+        entry = getattr(module, function, None)
+        if entry is None:
+            raise _Failure(f"'xsync {name}' is not available in this installation")
+        rest = list(args.rest)
+        result = entry(rest[1:] if rest[:1] == ["--"] else rest)
+        return int(result or 0)
+
+    return run
+
+
+if __name__ == "__main__":
+    sys.exit(main())

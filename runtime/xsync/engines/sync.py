@@ -1,0 +1,408 @@
+"""One pass of the sync engine: fetch pending objects, plan, execute, save the results.
+
+The sync pass runs dependencies first; the deletion pass runs dependents first and, once a
+step's `delete_record` succeeds, purges the row (the embedded store has no other reaper).
+All writes go through the `Store` with actor "synchronizer"; steps get objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from ..backoff import BackoffPolicy, Clock, Rand, Register, wall_clock
+from ..executor import Execution, Outcome, execute_plan
+from ..observability import LOGGER_NAME, Metrics
+from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
+from ..status import OK, append_status, exception_message, held_message, last_message
+from ..steps import DeferredException, SyncStep
+from ..store.base import Actor, PendingQuery, Record, Store, StoreError
+
+# Turns a store record of `model` into the object steps receive (an ORM object).
+ObjectFactory = Callable[[str, Record], Any]
+ACTOR: Actor = "synchronizer"
+# What a step may raise without stopping the runtime: a stray sys.exit() in a step is a
+# failure of that object. KeyboardInterrupt is left alone; signals are handled by the runner.
+_USER_ERRORS = (Exception, SystemExit)
+
+
+class RecordView:
+    """A plain object over a store record: columns as attributes, `model_name` for the model.
+
+    Used when no ORM is configured; an ORM object offers the same attributes and more.
+    """
+
+    def __init__(self, model: str, record: Record) -> None:
+        self.__dict__.update(record)
+        self.model_name = model
+
+    def __repr__(self) -> str:
+        return f"<{self.model_name} {self.__dict__.get('id')}>"
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one pass did, for the runner and the tests."""
+
+    outcomes: dict[Key, Outcome] = field(default_factory=dict)
+    deletions: dict[Key, Outcome] = field(default_factory=dict)
+    skipped_steps: list[str] = field(default_factory=list)  # fetch_pending raised
+    next_retry: float | None = None  # earliest next_run of an object backing off
+    seconds: float = 0.0
+
+    @property
+    def worked(self) -> int:
+        """Objects whose step code ran (or that were purged) in this pass."""
+        ran = (Outcome.SYNCED, Outcome.FAILED, Outcome.DEFERRED)
+        return sum(1 for o in [*self.outcomes.values(), *self.deletions.values()] if o in ran)
+
+
+@dataclass(slots=True)
+class _Work:
+    obj: Any
+    steps: list[type[SyncStep]]
+    model: str
+    id: int
+    deleting: bool = False
+
+
+class SyncEngine:
+    """Runs sync passes for a set of steps against a store. Safe to reuse across passes."""
+
+    def __init__(
+        self,
+        store: Store,
+        steps: Sequence[type[SyncStep]],
+        model_deps: ModelDeps,
+        *,
+        wrap: ObjectFactory = RecordView,
+        accessor: Any = None,
+        max_workers: int = 4,
+        backoff: BackoffPolicy = BackoffPolicy(),
+        clock: Clock = wall_clock,
+        rand: Rand | None = None,
+        metrics: Metrics | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.steps = list(steps)
+        self.links = LinkFields.from_model_deps(model_deps)
+        self.wrap = wrap
+        self.accessor = accessor
+        self.max_workers = max_workers
+        self.backoff = backoff
+        self.clock = clock
+        self.rand = rand
+        self.metrics = metrics or Metrics()
+        self.log = log or logging.getLogger(LOGGER_NAME)
+        self._reaches = _ModelReach(self.links)
+
+    # --- the pass -----------------------------------------------------------------
+
+    def run_pass(self, stop: threading.Event | None = None) -> PassReport:
+        """The sync pass, then the deletion pass (unless `stop` was set meanwhile)."""
+        started = time.perf_counter()
+        report = PassReport()
+        report.outcomes = self._run(False, report, stop)
+        if stop is None or not stop.is_set():
+            report.deletions = self._run(True, report, stop)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _run(
+        self, deletion: bool, report: PassReport, stop: threading.Event | None
+    ) -> dict[Key, Outcome]:
+        work = self._fetch(deletion, report)
+        now = self.clock()
+        items = [self._plan_item(key, w, now, report) for key, w in work.items()]
+        self._publish_queue(work, items)
+        resolve = None if deletion else self._resolver({w.model for w in work.values()})
+        plan = plan_sync(items, deletion=deletion, resolve=resolve)
+        run_one = self._delete_one if deletion else self._sync_one
+        execution = execute_plan(
+            plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
+        )
+        self._record_held(execution, work, deletion)
+        return execution.outcomes
+
+    def _fetch(self, deletion: bool, report: PassReport) -> dict[Key, _Work]:
+        """Pending objects of every step, one entry per object (several steps may share it)."""
+        work: dict[Key, _Work] = {}
+        for step_class in self.steps:
+            try:
+                # The step's own __init__ is user code too: inside the try.
+                objects = list(self._new_step(step_class).fetch_pending(deletion))
+            except Exception as exc:  # a broken fetch_pending costs its own step one pass, no more
+                report.skipped_steps.append(step_class.__name__)
+                self.log.error(
+                    "fetch_pending failed; step skipped for this pass",
+                    extra={
+                        "step": step_class.__name__,
+                        "deletion": deletion,
+                        "error": exception_message(exc),
+                    },
+                )
+                continue
+            for obj in objects:
+                model = _model_of(obj)
+                key = (model, int(obj.id))
+                entry = work.get(key)
+                if entry is None:
+                    work[key] = _Work(obj, [step_class], model, key[1], deletion)
+                elif step_class not in entry.steps:
+                    entry.steps.append(step_class)
+        return work
+
+    def _pending(self, models: Sequence[str], deleted: bool) -> list[Any]:
+        query = PendingQuery.DELETED_OBJECTS if deleted else PendingQuery.DIRTY_OBJECTS
+        return [
+            self.wrap(model, record)
+            for model in models
+            for record in self.store.pending(model, query)
+        ]
+
+    def _plan_item(self, key: Key, work: _Work, now: float, report: PassReport) -> PlanItem:
+        register = Register.parse(getattr(work.obj, "backend_register", None))
+        due = register.is_due(now)
+        if not due:
+            report.next_retry = (
+                register.next_run
+                if report.next_retry is None
+                else min(report.next_retry, register.next_run)
+            )
+        links = self.links.links_of(work.model, lambda name: getattr(work.obj, name, None))
+        return PlanItem(key, links, runnable=due)
+
+    def _resolver(self, pending_models: set[str]) -> Callable[[Key], Sequence[Key] | None]:
+        """Links of objects that are not pending, read only where they can lead to pending ones."""
+        worth = self._reaches.models_reaching(pending_models)
+
+        def resolve(key: Key) -> Sequence[Key] | None:
+            if key[0] not in worth:
+                return None
+            try:
+                record = self.store.get(key[0], key[1])
+            except StoreError:
+                return None
+            return self.links.links_of(key[0], record.get)
+
+        return resolve
+
+    # --- one object ------------------------------------------------------------------
+
+    def _sync_one(self, work: _Work) -> Outcome:
+        obj = work.obj
+        started = time.perf_counter()
+        steps: list[SyncStep] = []
+        try:
+            # A step's own __init__ is user code too: inside the try.
+            steps = [self._new_step(step_class) for step_class in work.steps]
+            if not getattr(obj, "backend_need_delete", False):
+                # Before any step code: from here on the backend may hold state for it.
+                self._save(work, {"backend_need_delete": True})
+            for step in steps:
+                step.sync_record(obj)
+        except DeferredException as exc:
+            return self._deferred(work, exc, started)
+        except _USER_ERRORS as exc:
+            return self._failed(work, exc, started)
+        now = self.clock()
+        register = Register.parse(getattr(obj, "backend_register", None)).after_success(now)
+        enacted = max(
+            _timestamp(getattr(obj, "updated", None)),
+            _timestamp(getattr(obj, "changed_by_policy", None)),
+        )
+        try:
+            self._save(
+                work,
+                {
+                    "enacted": enacted,
+                    "backend_status": OK,
+                    "backend_code": 1,
+                    "backend_register": register.to_json(),
+                },
+            )
+        except Exception as exc:
+            return self._failed(work, exc, started)
+        self._after_sync_save(work, steps)
+        return self._done(work, Outcome.SYNCED, started)
+
+    def _delete_one(self, work: _Work) -> Outcome:
+        obj = work.obj
+        started = time.perf_counter()
+        if not getattr(obj, "backend_need_reap", False):
+            try:
+                for step_class in work.steps:
+                    self._new_step(step_class).delete_record(obj)
+                self._save(work, {"backend_need_reap": True})
+            except DeferredException as exc:
+                return self._deferred(work, exc, started)
+            except _USER_ERRORS as exc:
+                return self._failed(work, exc, started)
+        try:
+            self.store.purge(work.model, work.id)
+        except Exception as exc:
+            # backend_need_reap is saved: the next pass only retries the purge.
+            self.log.warning(
+                "purge failed",
+                extra={"model": work.model, "id": work.id, "error": exception_message(exc)},
+            )
+            return self._done(work, Outcome.DEFERRED, started)
+        return self._done(work, Outcome.SYNCED, started)
+
+    def _new_step(self, step_class: type[SyncStep]) -> SyncStep:
+        return step_class(
+            model_accessor=self.accessor,
+            log=self._step_log(step_class),
+            pending_source=self._pending,
+        )
+
+    def _after_sync_save(self, work: _Work, steps: list[SyncStep]) -> None:
+        for step in steps:
+            hook = getattr(step, "after_sync_save", None)
+            if hook is None:
+                continue
+            try:
+                hook(work.obj)
+            except Exception as exc:
+                # enacted is already saved: the object is in sync; say so rather than pretend it failed.
+                self.log.error(
+                    "after_sync_save failed",
+                    extra={"model": work.model, "id": work.id, "error": exception_message(exc)},
+                )
+
+    def _failed(self, work: _Work, exc: BaseException, started: float) -> Outcome:
+        message = exception_message(exc)
+        register = Register.parse(getattr(work.obj, "backend_register", None)).after_failure(
+            self.backoff, self.clock(), *([self.rand] if self.rand else [])
+        )
+        status = append_status(getattr(work.obj, "backend_status", None), message)
+        self._save_quietly(
+            work,
+            {"backend_status": status, "backend_code": 2, "backend_register": register.to_json()},
+        )
+        return self._done(work, Outcome.FAILED, started, message)
+
+    def _deferred(self, work: _Work, exc: DeferredException, started: float) -> Outcome:
+        message = exception_message(exc)
+        status = append_status(getattr(work.obj, "backend_status", None), message)
+        self._save_quietly(work, {"backend_status": status, "backend_code": 0})
+        return self._done(work, Outcome.DEFERRED, started, message)
+
+    def _done(
+        self, work: _Work, outcome: Outcome, started: float, message: str | None = None
+    ) -> Outcome:
+        seconds = time.perf_counter() - started
+        self.metrics.observe_sync(work.model, outcome.value, seconds)
+        if self.log.isEnabledFor(logging.INFO):
+            extra: dict[str, Any] = {
+                "model": work.model,
+                "id": work.id,
+                "outcome": outcome.value,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+            if message is not None:
+                extra["error"] = message
+            level = logging.WARNING if outcome is Outcome.FAILED else logging.INFO
+            self.log.log(level, "delete" if work.deleting else "sync", extra=extra)
+        return outcome
+
+    # --- results -------------------------------------------------------------------
+
+    def _record_held(self, execution: Execution, work: Mapping[Key, _Work], deletion: bool) -> None:
+        """Give each held-back object a status naming the object that stopped it."""
+        for key, outcome in execution.outcomes.items():
+            if outcome is not Outcome.HELD:
+                continue
+            root = execution.root_cause(key)
+            assert root is not None
+            held, cause = work[key], work[root]
+            reason = last_message(getattr(cause.obj, "backend_status", None))
+            status = append_status(
+                getattr(held.obj, "backend_status", None), held_message(root[0], root[1], reason)
+            )
+            # Held objects are waiting, not failing: code 0, and their backoff is left alone.
+            if (
+                status != getattr(held.obj, "backend_status", None)
+                or getattr(held.obj, "backend_code", None) != 0
+            ):
+                self._save_quietly(held, {"backend_status": status, "backend_code": 0})
+            if self.log.isEnabledFor(logging.INFO):
+                self.log.info(
+                    "delete" if deletion else "sync",
+                    extra={
+                        "model": key[0],
+                        "id": key[1],
+                        "outcome": "held",
+                        "waits_for": f"{root[0]} {root[1]}",
+                    },
+                )
+            self.metrics.observe_sync(key[0], "held", 0.0)
+
+    def _publish_queue(self, work: Mapping[Key, _Work], items: Sequence[PlanItem]) -> None:
+        pending: dict[str, int] = {}
+        backing: dict[str, int] = {}
+        for item in items:
+            pending[item.key[0]] = pending.get(item.key[0], 0) + 1
+            if not item.runnable:
+                backing[item.key[0]] = backing.get(item.key[0], 0) + 1
+        for model in pending:
+            self.metrics.set_queue(model, pending=pending[model], backing_off=backing.get(model, 0))
+
+    def _save(self, work: _Work, values: dict[str, Any]) -> None:
+        self.store.update(work.model, work.id, values, actor=ACTOR, update_fields=list(values))
+        # Keep the in-memory copy in step with the row, as an ORM save would.
+        for name, value in values.items():
+            setattr(work.obj, name, value)
+
+    def _save_quietly(self, work: _Work, values: dict[str, Any]) -> None:
+        try:
+            self._save(work, values)
+        except Exception as exc:
+            # The object may be gone (purged, or deleted under us); the next pass sees it again.
+            self.log.warning(
+                "could not save backend status",
+                extra={"model": work.model, "id": work.id, "error": exception_message(exc)},
+            )
+
+    def _step_log(self, step_class: type[SyncStep]) -> logging.Logger:
+        return self.log.getChild(f"step.{step_class.__name__}")
+
+
+class _ModelReach:
+    """Which models can reach, through link fields, a given set of models (cached per set)."""
+
+    def __init__(self, links: LinkFields) -> None:
+        self._reverse: dict[str, set[str]] = {}
+        for model, fields in links.by_model.items():
+            for _, peer in fields:
+                self._reverse.setdefault(peer, set()).add(model)
+        self._cache: dict[frozenset[str], frozenset[str]] = {}
+
+    def models_reaching(self, targets: set[str]) -> frozenset[str]:
+        key = frozenset(targets)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        seen: set[str] = set()
+        stack = list(targets)
+        while stack:
+            for source in self._reverse.get(stack.pop(), ()):
+                if source not in seen:
+                    seen.add(source)
+                    stack.append(source)
+        result = frozenset(seen)
+        self._cache[key] = result
+        return result
+
+
+def _model_of(obj: Any) -> str:
+    name = getattr(obj, "model_name", None)
+    return name if isinstance(name, str) and name else type(obj).__name__
+
+
+def _timestamp(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0

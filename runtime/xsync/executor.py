@@ -1,0 +1,166 @@
+"""Run a plan on a bounded pool of workers, holding back the dependents of what fails.
+
+Workers share one lock-protected ready list: a worker that finishes an object releases the
+objects waiting for it and picks the next ready one itself, so there is no coordinator
+thread to hand work through. Each key is handed out exactly once, so no object is ever in
+two workers at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from .planner import Key, Plan
+
+
+class Outcome(Enum):
+    """What happened to one object in a pass."""
+
+    SYNCED = "synced"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    HELD = "held"  # not run: something it waits for failed, deferred or is backing off
+    SKIPPED = "skipped"  # not runnable this pass (backing off)
+
+
+# Runs one object; returns SYNCED, FAILED or DEFERRED. It must not raise: the caller turns
+# exceptions from user code into outcomes. Anything that still escapes counts as FAILED.
+RunOne = Callable[[Key], Outcome]
+
+
+@dataclass(slots=True)
+class Execution:
+    """The outcome of every planned object, and for held objects what they wait for."""
+
+    outcomes: dict[Key, Outcome] = field(default_factory=dict)
+    # held key -> the object that stopped it (itself held, failed, deferred or skipped)
+    held_by: dict[Key, Key] = field(default_factory=dict)
+    # Objects whose run raised out of RunOne: a bug in the engine, reported, never fatal.
+    crashes: dict[Key, Exception] = field(default_factory=dict)
+
+    def waits_for(self, key: Key) -> list[Key]:
+        """The chain from `key`'s blocker down to the object that really failed."""
+        chain: list[Key] = []
+        current = self.held_by.get(key)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.held_by.get(current)
+        return chain
+
+    def root_cause(self, key: Key) -> Key | None:
+        chain = self.waits_for(key)
+        return chain[-1] if chain else None
+
+
+def execute_plan(
+    plan: Plan,
+    run_one: RunOne,
+    *,
+    max_workers: int = 4,
+    stop: threading.Event | None = None,
+) -> Execution:
+    """Run every runnable object of `plan` after the objects it waits for have synced.
+
+    Blocks until every object has an outcome, or, once `stop` is set, until the objects
+    already started have finished; objects never started then have no outcome.
+    """
+    return _Run(plan, run_one, stop).execute(max(1, max_workers))
+
+
+class _Run:
+    def __init__(self, plan: Plan, run_one: RunOne, stop: threading.Event | None) -> None:
+        self.plan = plan
+        self.run_one = run_one
+        self.stop = stop
+        self.result = Execution()
+        self.lock = threading.Lock()
+        self.wakeup = threading.Condition(self.lock)
+        self.waiting = {key: len(firsts) for key, firsts in plan.after.items()}
+        self.ready: deque[Key] = deque()
+        self.unfinished = len(plan.items)
+        self.running = 0
+
+    def execute(self, workers: int) -> Execution:
+        with self.lock:
+            for key in self.plan.order:
+                if self.waiting[key] == 0:
+                    self._release(key)
+        if self.unfinished == 0:
+            return self.result
+        # The calling thread is one of the workers: with one worker nothing is started.
+        threads = [
+            threading.Thread(target=self._work, name=f"xsync-worker-{i}", daemon=True)
+            for i in range(1, workers)
+        ]
+        for thread in threads:
+            thread.start()
+        self._work()
+        for thread in threads:
+            thread.join()
+        return self.result
+
+    def _release(self, key: Key) -> None:
+        """`key` may start now (lock held): queue it, or settle it if it cannot run."""
+        if self.plan.items[key].runnable:
+            self.ready.append(key)
+        else:
+            self._finish(key, Outcome.SKIPPED)
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                while not self.ready and self.unfinished > 0 and not self._stopping():
+                    # Bounded wait: a stop request does not notify the condition.
+                    self.wakeup.wait(0.25 if self.stop is not None else None)
+                if self.unfinished == 0 or self._stopping():
+                    self.wakeup.notify_all()
+                    return
+                key = self.ready.popleft()
+                self.running += 1
+            outcome = self._run_guarded(key)
+            with self.lock:
+                self.running -= 1
+                before = len(self.ready)
+                self._finish(key, outcome)
+                if len(self.ready) > before + 1 or self.unfinished == 0:
+                    self.wakeup.notify_all()
+                elif len(self.ready) > before:
+                    self.wakeup.notify()
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _run_guarded(self, key: Key) -> Outcome:
+        try:
+            return self.run_one(key)
+        except Exception as exc:  # one object never stops the pass
+            self.result.crashes[key] = exc
+            return Outcome.FAILED
+
+    def _finish(self, key: Key, outcome: Outcome) -> None:
+        """Record `outcome` (lock held) and release or hold back what waited for `key`."""
+        self.result.outcomes[key] = outcome
+        self.unfinished -= 1
+        if outcome is Outcome.SYNCED:
+            for then in self.plan.before[key]:
+                self.waiting[then] -= 1
+                if self.waiting[then] == 0 and then not in self.result.outcomes:
+                    self._release(then)
+        else:
+            self._hold_dependents(key)
+
+    def _hold_dependents(self, failed: Key) -> None:
+        stack = [failed]
+        while stack:
+            blocker = stack.pop()
+            for then in self.plan.before[blocker]:
+                if then in self.result.outcomes:
+                    continue
+                self.result.outcomes[then] = Outcome.HELD
+                self.result.held_by[then] = blocker
+                self.unfinished -= 1
+                stack.append(then)

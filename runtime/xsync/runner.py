@@ -1,0 +1,272 @@
+"""The loop around the engine: one pass, passes until idle, or run until told to stop.
+
+The long-running mode wakes on store changes (a watcher thread follows `Store.changes`),
+on a timer (`loop_interval_seconds`), and when the earliest backoff expires, whichever comes
+first. A stop request lets the steps in flight finish and starts nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .backoff import BackoffPolicy, wall_clock
+from .config import Config
+from .engines.sync import PassReport, SyncEngine
+from .loader import StepLoadError, load_sync_steps
+from .observability import LOGGER_NAME, Metrics
+from .planner import ModelDeps
+from .steps import SyncStep
+from .store.base import Store, StoreError
+
+
+class StartupError(Exception):
+    """The runtime cannot start; the message is one line naming the problem and where."""
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a run needs, built from a config. Close it when done."""
+
+    config: Config
+    accessor: Any  # xsync.connect.ModelAccessor, saving as the synchronizer
+    store: Store
+    steps: list[type[SyncStep]]
+    model_deps: ModelDeps
+    engine: SyncEngine
+
+    @property
+    def observed_models(self) -> list[str]:
+        return list(dict.fromkeys(m for step in self.steps for m in step.observed_model_names()))
+
+    def close(self) -> None:
+        self.accessor.close()
+
+
+def build_runtime(
+    config: Config, *, metrics: Metrics | None = None, log: logging.Logger | None = None
+) -> Runtime:
+    """Load the steps, open the store (creating or extending its tables), read model deps."""
+    from xprotogen.diagnostics import XprotoError
+
+    from .connect import connect
+
+    steps = _load_steps(config)
+    try:
+        accessor = connect(config, actor="synchronizer")
+    except XprotoError as exc:
+        first = exc.diagnostics[0] if exc.diagnostics else None
+        where = f"{first.span.file}:{first.span.line}: " if first is not None else ""
+        raise StartupError(f"{where}{first.message if first else exc}") from None
+    except StoreError as exc:
+        raise StartupError(f"{config.path}: store: {exc}") from None
+    try:
+        _check_core_version(config, accessor.store)
+        _check_observed_models(steps, set(accessor.models))
+        deps = _model_deps(config, accessor.schema)
+    except StartupError:
+        accessor.close()
+        raise
+    engine = SyncEngine(
+        accessor.store,
+        steps,
+        deps,
+        wrap=lambda model, record: accessor.get_model_class(model)._from_record(record),
+        accessor=accessor,
+        max_workers=config.max_workers,
+        backoff=BackoffPolicy(
+            base_seconds=config.backoff_base_seconds, cap_seconds=config.backoff_cap_seconds
+        ),
+        metrics=metrics,
+        log=log,
+    )
+    return Runtime(config, accessor, accessor.store, steps, deps, engine)
+
+
+def _load_steps(config: Config) -> list[type[SyncStep]]:
+    if config.steps_dir is None:
+        return []
+    try:
+        return load_sync_steps(config.steps_dir)
+    except StepLoadError as exc:
+        raise StartupError(f"steps_dir: {exc}") from None
+
+
+def _check_observed_models(steps: list[type[SyncStep]], models: set[str]) -> None:
+    for step in steps:
+        for name in step.observed_model_names():
+            if name not in models:
+                raise StartupError(
+                    f"step {step.__name__} observes {name!r}, which is not a model of models_dir"
+                )
+
+
+def _model_deps(config: Config, schema: Any) -> ModelDeps:
+    if config.dependency_graph is None:
+        from xprotogen.targets.deps import model_deps
+
+        return model_deps(schema)
+    path = Path(config.dependency_graph)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"{config.path}: dependency_graph: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(edges, list)
+        and all(
+            isinstance(e, list) and len(e) == 3 and all(isinstance(s, str) for s in e)
+            for e in edges
+        )
+        for edges in data.values()
+    ):
+        raise StartupError(
+            f'{path}: not a model-deps file: expected {{"Model": [["Peer", "src", "dst"], ...]}}'
+        )
+    return data
+
+
+def _check_core_version(config: Config, store: Store) -> None:
+    """`core_version` (a version, or a spec such as ">=4.0" or "4.0 ~ 5.0") against the store's."""
+    spec = config.core_version
+    if not spec:
+        return
+    actual = store.core_version()
+    # The embedded store records the configured requirement itself; nothing to compare.
+    if actual == spec or not re.fullmatch(r"\d+(\.\d+)*", actual):
+        return
+    if not version_matches(spec, actual):
+        raise StartupError(
+            f"{config.path}: core_version: the store serves core version {actual}, which does not satisfy {spec!r}"
+        )
+
+
+def version_matches(spec: str, version: str) -> bool:
+    """A small semver-style check: "1.2", ">=1.2", ">=1.2,<2", "1.2 ~ 2.0" (inclusive)."""
+    have = _version(version)
+    if "~" in spec:
+        low, high = (part.strip() for part in spec.split("~", 1))
+        return _version(low) <= have <= _version(high)
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        match = re.fullmatch(r"(>=|<=|==|!=|>|<|=)?\s*([\d.]+)", clause)
+        if match is None:
+            raise StartupError(f"core_version: cannot read the requirement {spec!r}")
+        op, want = match.group(1) or "==", _version(match.group(2))
+        ok = {
+            ">=": have >= want,
+            "<=": have <= want,
+            ">": have > want,
+            "<": have < want,
+            "==": have == want,
+            "=": have == want,
+            "!=": have != want,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = tuple(int(p) for p in text.strip().split(".") if p.isdigit())
+    # 4.0 and 4.0.0 are the same version.
+    return parts + (0,) * (3 - len(parts)) if len(parts) < 3 else parts
+
+
+class Runner:
+    """Runs passes of one engine: `run_once`, `run_until_idle`, `run_forever`."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        store: Store,
+        *,
+        interval: float = 5.0,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = wall_clock,
+        on_pass: Callable[[PassReport], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.interval = interval
+        self.log = log or logging.getLogger(LOGGER_NAME)
+        self.clock = clock
+        self.on_pass = on_pass
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+
+    def request_stop(self) -> None:
+        """Finish the steps in flight, start nothing new, return from the loop."""
+        self.stop.set()
+        self.wake.set()
+
+    def run_once(self) -> PassReport:
+        report = self.engine.run_pass(self.stop)
+        self.log.debug(
+            "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
+        )
+        if self.on_pass is not None:
+            self.on_pass(report)
+        return report
+
+    def run_until_idle(self, *, timeout: float | None = None) -> bool:
+        """Passes until one has nothing to do but wait for backoffs; False on timeout or stop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.stop.is_set():
+            if self.run_once().worked == 0:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return False
+
+    def run_forever(self, *, timeout: float | None = None) -> None:
+        """Until `request_stop` (or `timeout`): a pass whenever the store changes, a backoff
+        expires or `interval` passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watcher = threading.Thread(target=self._watch, name="xsync-watch", daemon=True)
+        watcher.start()
+        try:
+            while not self.stop.is_set():
+                self.wake.clear()
+                report = self.run_once()
+                wait = self._next_wait(report)
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                self.wake.wait(wait)
+        finally:
+            self.stop.set()
+            watcher.join(timeout=5)
+
+    def _next_wait(self, report: PassReport) -> float:
+        wait = self.interval
+        if report.next_retry is not None:
+            wait = min(wait, max(0.0, report.next_retry - self.clock()))
+        return wait
+
+    def _watch(self) -> None:
+        seq = _latest_seq(self.store)
+        while not self.stop.is_set():
+            try:
+                found = self.store.changes(seq, timeout=min(1.0, self.interval))
+            except Exception as exc:
+                # The store may be restarting; the timer keeps the loop going meanwhile.
+                self.log.warning("watching the store failed", extra={"error": str(exc)})
+                self.stop.wait(1.0)
+                continue
+            if found:
+                seq = found[-1].seq
+                self.wake.set()
+
+
+def _latest_seq(store: Store) -> int:
+    try:
+        found = store.changes(0)
+    except Exception:
+        return 0
+    return found[-1].seq if found else 0
