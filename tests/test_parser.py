@@ -297,3 +297,9 @@ def test_grammar_builds_with_lark_strict_mode(grammar: str) -> None:
     # strict=True makes Lark prove there are no shift/reduce or terminal collisions.
     lark = build_lark(grammar, strict=True)
     assert lark.options.parser == "lalr"
+
+
+def test_line_comment_at_end_of_file_without_newline_is_ignored() -> None:
+    # Regression: the fast lexer used to give the skipped "//" back as two '/' tokens.
+    tree = parse_text('message A {\n  required string x = 2 [max_length = 3];\n}\n\n//', "eof.xproto")
+    assert [m.name for m in tree.messages] == ["A"]

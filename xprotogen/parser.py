@@ -161,7 +161,8 @@ class _MasterLexer(Lexer):
                 keywords.setdefault(owner, {})[terminal.pattern.value] = terminal.name
             elif terminal not in ignored:
                 scanned.append(terminal)
-        skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignored) + ")*" if ignored else ""
+        # Possessive: once ignored text is skipped it is never given back to become tokens.
+        skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignored) + ")*+" if ignored else ""
         tokens = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
         self._pattern = re.compile(f"{skip}(?:{tokens})")
         self._skip = re.compile(skip)
