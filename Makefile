@@ -20,6 +20,8 @@ demo: install
 test: install
 	@# The Kafka broker serves the event-step tests; it is stopped again whatever pytest says.
 	@bash tests/services/kafka.sh start || echo "kafka: not started; the Kafka tests skip (and fail under CI=true)"
+	@bash tests/services/graphviz.sh || echo "graphviz: not installed; the SVG tests skip (and fail under CI=true)"
+	@bash tests/services/chromium.sh || echo "chromium: not installed; the browser tests skip (and fail under CI=true)"
 	$(BIN)/python -m pytest -q; status=$$?; bash tests/services/kafka.sh stop; exit $$status
 
 bench: install

@@ -1,0 +1,160 @@
+"""Live updates: one thread follows the store's Watch feed and hands every change to the pages.
+
+Each change is read back and summarized once, in the follower thread, then offered to every
+subscriber's asyncio queue through its event loop. A subscriber that falls too far behind is
+told to re-read the list (`resync`) instead of being sent an ever longer queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..store.base import Change
+from .state import StatusReader
+
+Message = dict[str, Any]
+QUEUE_LIMIT = 1000  # messages a page may lag behind before it is told to reload its list
+CLOSED: Message = {"closed": True}
+
+log = logging.getLogger("xsync.ui")
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
+
+    def offer(self, message: Message) -> None:
+        """Runs in the subscriber's loop."""
+        if message is CLOSED:
+            self.queue.put_nowait(message)
+        elif self.queue.qsize() >= QUEUE_LIMIT:
+            self.overflowed = True
+        else:
+            self.queue.put_nowait(message)
+
+
+class ChangeFeed:
+    """Follows `reader.store.changes` and broadcasts a message per change of a shown model."""
+
+    def __init__(
+        self,
+        reader: StatusReader,
+        *,
+        poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.reader = reader
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.latest_seq = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._subscribers: set[Subscription] = set()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.latest_seq = self._current_seq()
+        self._thread = threading.Thread(target=self._follow, name="xsync-ui-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """End every open event stream and ask the follower to stop; does not wait."""
+        self._stop.set()
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for sub in subscribers:
+            _call_soon(sub, CLOSED)
+
+    def stop(self) -> None:
+        """`close`, then wait for the follower thread to end."""
+        self.close()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_seconds + 5)
+            self._thread = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def subscribe(self) -> Subscription:
+        """A new subscription for the running event loop; call from that loop."""
+        sub = Subscription(asyncio.get_running_loop())
+        with self._lock:
+            self._subscribers.add(sub)
+        if self._stop.is_set():
+            sub.offer(CLOSED)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(sub)
+
+    def backlog(self, after: int) -> list[Message] | None:
+        """Messages for the changes after `after`, newest state only; None if too many."""
+        changes = self.reader.store.changes(after)
+        if len(changes) > QUEUE_LIMIT:
+            return None
+        return self.messages(changes)
+
+    def messages(self, changes: Sequence[Change]) -> list[Message]:
+        # Several changes to one object need one message: its state now.
+        last: dict[tuple[str, int], Change] = {}
+        for change in changes:
+            if self.reader.has_model(change.model):
+                last.pop((change.model, change.id), None)
+                last[(change.model, change.id)] = change
+        now = self.clock()
+        found: list[Message] = []
+        for change in last.values():
+            summary = self.reader.summary(change.model, change.id, now=now)
+            found.append(
+                {
+                    "seq": change.seq,
+                    "kind": change.kind,
+                    "model": change.model,
+                    "id": change.id,
+                    "object": summary.as_json() if summary is not None else None,
+                }
+            )
+        return found
+
+    def _current_seq(self) -> int:
+        try:
+            changes = self.reader.store.changes(0)
+        except Exception as exc:
+            log.warning("cannot read the store's change feed: %s", exc)
+            return 0
+        return changes[-1].seq if changes else 0
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                changes = self.reader.store.changes(self.latest_seq, timeout=self.poll_seconds)
+                messages = self.messages(changes)
+            except Exception as exc:
+                # The store may be restarting: say so once a second and keep trying.
+                log.warning("watching the store failed: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            if not changes:
+                continue
+            self.latest_seq = changes[-1].seq
+            with self._lock:
+                subscribers = list(self._subscribers)
+            for message in messages:
+                for sub in subscribers:
+                    _call_soon(sub, message)
+
+
+def _call_soon(sub: Subscription, message: Message) -> None:
+    try:
+        sub.loop.call_soon_threadsafe(sub.offer, message)
+    except RuntimeError:
+        pass  # the page's loop is closed: it has gone away

@@ -1,0 +1,307 @@
+"""What the status page says about an object: its sync state, its error, its backoff, its links.
+
+The state is read from the lifecycle fields the engine writes (reference sections 2.2-2.3):
+
+- `ok`: nothing to sync (`enacted` is current) and not waiting to be deleted;
+- `error`: the last attempt failed (`backend_code` 2), or the object is held back because an
+  object it depends on failed (its newest status entry is the "Failed due to error in model"
+  message), as the XOS UI shows dependents of a failure in red too;
+- `backing_off`: pending, and its backoff record says not before `next_run`;
+- `deferred`: pending with code 0 and a reason recorded in `backend_status` (a step raised
+  `DeferredException`);
+- `pending`: anything else that still has to be synced or deleted.
+
+An error keeps its red even while it backs off; its `next_retry` says when it is tried again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from ..backoff import Register
+from ..planner import Key, LinkFields, ModelDeps
+from ..status import OK, SEPARATOR, last_message
+from ..store.base import NotFound, PendingQuery, Record, Store
+from ..store.lifecycle import dirty_in_python
+
+State = Literal["ok", "pending", "deferred", "backing_off", "error"]
+STATES: tuple[State, ...] = ("ok", "pending", "deferred", "backing_off", "error")
+
+FRESH_STATUS = "Provisioning in progress"  # the model default: nothing has been tried yet
+HELD_PREFIX = "Failed due to error in model "  # xsync.status.held_message's wording
+TIMESTAMP_FIELDS = frozenset(
+    ("created", "updated", "enacted", "policed", "changed_by_step", "changed_by_policy")
+)
+LIFECYCLE_TEXT_FIELDS = frozenset(
+    ("backend_status", "backend_register", "policy_status", "leaf_model_name", "backend_handle")
+)
+NAME_LENGTH = 80
+NEIGHBOURS_SHOWN = 100  # objects listed as waiting for one object; the total is given too
+_LIFECYCLE_DEFAULTS: dict[str, object] = {
+    "deleted": False,
+    "enacted": None,
+    "updated": None,
+    "changed_by_policy": None,
+    "lazy_blocked": False,
+    "no_sync": False,
+    "policed": None,
+    "changed_by_step": None,
+    "no_policy": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One object as a row of the list: enough to draw its icon and to filter it."""
+
+    model: str
+    id: int
+    name: str
+    state: State
+    message: str
+    next_retry: float | None
+    deleting: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "message": self.message,
+            "next_retry": self.next_retry,
+            "deleting": self.deleting,
+        }
+
+    def matches(self, *, model: str | None, state: str | None, text: str | None) -> bool:
+        """The list's filters: model and state exactly, `text` in the name or equal to the id."""
+        if model and self.model != model:
+            return False
+        if state and self.state != state:
+            return False
+        if text:
+            needle = text.strip().casefold()
+            return needle in self.name.casefold() or needle == str(self.id)
+        return True
+
+
+def is_gone(record: Mapping[str, Any]) -> bool:
+    """Deleted and already removed from the backend: only the reaper still has business with it."""
+    return bool(record.get("deleted")) and bool(record.get("backend_need_reap"))
+
+
+def needs_sync(record: Mapping[str, Any]) -> bool:
+    """Pending for the sync pass (the store's own predicate) or for the deletion pass."""
+    row = {key: record.get(key, default) for key, default in _LIFECYCLE_DEFAULTS.items()}
+    if row["deleted"]:
+        return True
+    return dirty_in_python(row, PendingQuery.DIRTY_OBJECTS)
+
+
+def needs_policy(record: Mapping[str, Any]) -> bool:
+    row = {key: record.get(key, default) for key, default in _LIFECYCLE_DEFAULTS.items()}
+    query = PendingQuery.DELETED_POLICIES if row["deleted"] else PendingQuery.DIRTY_POLICIES
+    return dirty_in_python(row, query)
+
+
+def classify(record: Mapping[str, Any], *, now: float) -> tuple[State, float | None]:
+    """The object's state, and when it is retried next if it is waiting for its backoff."""
+    register = Register.parse(_text(record.get("backend_register")))
+    next_retry = register.next_run if register.next_run > now else None
+    if not needs_sync(record):
+        return "ok", None
+    newest = last_message(_text(record.get("backend_status")))
+    if record.get("backend_code") == 2 or newest.startswith(HELD_PREFIX):
+        return "error", next_retry
+    if next_retry is not None:
+        return "backing_off", next_retry
+    if record.get("backend_code") == 0 and newest not in ("", FRESH_STATUS, OK):
+        return "deferred", None
+    return "pending", None
+
+
+def summarize(model: str, record: Mapping[str, Any], *, now: float) -> Summary:
+    state, next_retry = classify(record, now=now)
+    return Summary(
+        model=model,
+        id=int(record["id"]),
+        name=display_name(record),
+        state=state,
+        message=last_message(_text(record.get("backend_status"))),
+        next_retry=next_retry,
+        deleting=bool(record.get("deleted")),
+    )
+
+
+def display_name(record: Mapping[str, Any]) -> str:
+    """`name`, or for a model without one its first own text field, or `#id`."""
+    name = record.get("name")
+    if isinstance(name, str) and name:
+        return name
+    for key, value in record.items():
+        if key not in LIFECYCLE_TEXT_FIELDS and isinstance(value, str) and value:
+            return value[:NAME_LENGTH]
+    return f"#{record['id']}"
+
+
+def backoff_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The backoff record as the page shows it; timestamps of 0 mean "never"."""
+    register = Register.parse(_text(record.get("backend_register")))
+    return {
+        "failures": register.failures,
+        "last_failure": register.last_failure or None,
+        "next_run": register.next_run or None,
+        "last_success": register.last_success or None,
+        "raw": _text(record.get("backend_register")) or "",
+    }
+
+
+def policy_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "status": _text(record.get("policy_status")) or "",
+        "code": record.get("policy_code"),
+        "policed": _timestamp(record.get("policed")),
+        "pending": needs_policy(record),
+    }
+
+
+def field_rows(record: Mapping[str, Any]) -> list[list[str]]:
+    """Every column as [name, text]; the page shows these as text, never as markup."""
+    return [[name, display_value(name, value)] for name, value in record.items()]
+
+
+def display_value(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if name in TIMESTAMP_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        stamp = _timestamp(value)
+        return f"{iso_time(stamp)} ({value})" if stamp is not None else str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _timestamp(value: object) -> float | None:
+    # The XOS API sends an unset time as 0.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if value and math.isfinite(value) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def status_entries(status: str | None) -> list[str]:
+    """The " // "-separated messages of a `backend_status`, oldest first."""
+    return [part for part in (status or "").split(SEPARATOR) if part]
+
+
+class StatusReader:
+    """Reads the store for the page: lists, one object in detail, its neighbours by link."""
+
+    def __init__(self, store: Store, models: Sequence[str], deps: ModelDeps) -> None:
+        self.store = store
+        self.models = list(models)
+        self.links = LinkFields.from_model_deps(deps)
+        # Who links to a model: model -> [(linking model, its link field)].
+        self._linked_from: dict[str, list[tuple[str, str]]] = {}
+        for model in self.models:
+            for field_name, peer in self.links.for_model(model):
+                self._linked_from.setdefault(peer, []).append((model, field_name))
+
+    def has_model(self, model: str) -> bool:
+        return model in self.models
+
+    def records(self, model: str) -> list[Record]:
+        return [r for r in self.store.query(model, deleted=None) if not is_gone(r)]
+
+    def summaries(
+        self,
+        *,
+        now: float,
+        model: str | None = None,
+        state: str | None = None,
+        text: str | None = None,
+    ) -> list[Summary]:
+        models = [model] if model else self.models
+        found: list[Summary] = []
+        for name in models:
+            for record in self.records(name):
+                summary = summarize(name, record, now=now)
+                if summary.matches(model=None, state=state, text=text):
+                    found.append(summary)
+        return found
+
+    def counts(self, *, now: float) -> dict[str, dict[str, int]]:
+        """Per model, how many objects are in each state."""
+        result: dict[str, dict[str, int]] = {}
+        for name in self.models:
+            tally: dict[str, int] = {state: 0 for state in STATES}
+            for record in self.records(name):
+                tally[classify(record, now=now)[0]] += 1
+            result[name] = tally
+        return result
+
+    def summary(self, model: str, id: int, *, now: float) -> Summary | None:
+        """The object's row now, or None once it is gone for good."""
+        try:
+            record = self.store.get(model, id, include_deleted=True)
+        except NotFound:
+            return None
+        return None if is_gone(record) else summarize(model, record, now=now)
+
+    def detail(self, model: str, id: int, *, now: float) -> dict[str, Any]:
+        """Everything the page shows on a click. Raises `NotFound`."""
+        record = self.store.get(model, id, include_deleted=True)
+        waited_by = self.waited_by(model, id, now=now)
+        return {
+            "object": summarize(model, record, now=now).as_json(),
+            "backend_status": _text(record.get("backend_status")) or "",
+            "status_entries": status_entries(_text(record.get("backend_status"))),
+            "backend_code": record.get("backend_code"),
+            "backoff": backoff_json(record),
+            "policy": policy_json(record),
+            "fields": field_rows(record),
+            "waits_for": [
+                s.as_json() for s in self._neighbours(self.waits_for(model, record), now)
+            ],
+            "waited_by": [s.as_json() for s in waited_by[:NEIGHBOURS_SHOWN]],
+            "waited_by_total": len(waited_by),
+        }
+
+    def waits_for(self, model: str, record: Mapping[str, Any]) -> list[Key]:
+        """The objects this one links to along the dependency graph: they sync first."""
+        return list(dict.fromkeys(self.links.links_of(model, record.get)))
+
+    def waited_by(self, model: str, id: int, *, now: float) -> list[Summary]:
+        """The objects that link to this one along the dependency graph: they sync after it."""
+        found: dict[Key, Summary] = {}
+        for other, field_name in self._linked_from.get(model, ()):
+            for record in self.store.query(other, deleted=None):
+                if is_gone(record):
+                    continue
+                single = record.get(field_name + "_id")
+                many = record.get(field_name + "_ids")
+                if single == id or (isinstance(many, (list, tuple)) and id in many):
+                    found.setdefault((other, int(record["id"])), summarize(other, record, now=now))
+        return list(found.values())
+
+    def _neighbours(self, keys: Iterable[Key], now: float) -> list[Summary]:
+        found: list[Summary] = []
+        for model, id in keys:
+            if not self.has_model(model):
+                continue
+            summary = self.summary(model, id, now=now)
+            if summary is not None:
+                found.append(summary)
+        return found

@@ -1,0 +1,615 @@
+"""The status UI at the server level: state rules, the login rule, the graph picture, the JSON
+API over a real SQLite store synced by the real engine, live events over a real uvicorn
+server on loopback, and the `xsync ui` command.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ui_support import HELLO, MODELS, RETRY_SECONDS, Hello, hello, serve  # noqa: F401 - fixture
+from xsync.backoff import Register
+from xsync.status import held_message
+from xsync.executor import Outcome
+from xsync.ui import Credentials, login_required
+from xsync.ui.auth import parse_basic
+from xsync.ui.graph import layout, render_svg
+from xsync.ui.serve_cli import parse_listen, run_ui
+from xsync.ui.state import classify
+
+NOW = 1_800_000_000.0
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def record(**values: Any) -> dict[str, Any]:
+    """An object as the store returns it: in sync unless the test says otherwise."""
+    base: dict[str, Any] = {
+        "id": 1,
+        "name": "o",
+        "created": NOW - 100,
+        "updated": NOW - 50,
+        "enacted": NOW - 50,
+        "changed_by_policy": None,
+        "deleted": False,
+        "lazy_blocked": False,
+        "no_sync": False,
+        "backend_code": 1,
+        "backend_status": "OK",
+        "backend_register": "{}",
+        "backend_need_reap": False,
+    }
+    base.update(values)
+    return base
+
+
+DIRTY = {"enacted": None}
+BACKING_OFF = Register(failures=2, next_run=NOW + 30, last_failure=NOW - 1).to_json()
+BACKOFF_OVER = Register(failures=2, next_run=NOW - 1, last_failure=NOW - 31).to_json()
+
+
+# --- object -> state ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "state", "next_retry"),
+    [
+        ({}, "ok", None),
+        ({"enacted": NOW - 60}, "pending", None),  # changed by a user since it was synced
+        (
+            {**DIRTY, "backend_code": 0, "backend_status": "Provisioning in progress"},
+            "pending",
+            None,
+        ),
+        ({**DIRTY, "backend_code": 0, "backend_status": "OK // not yet"}, "deferred", None),
+        ({**DIRTY, "backend_code": 2, "backend_status": "boom"}, "error", None),
+        ({**DIRTY, "backend_code": 2, "backend_register": BACKING_OFF}, "error", NOW + 30),
+        ({**DIRTY, "backend_code": 0, "backend_register": BACKING_OFF}, "backing_off", NOW + 30),
+        ({**DIRTY, "backend_code": 1, "backend_register": BACKOFF_OVER}, "pending", None),
+        (
+            {**DIRTY, "backend_code": 0, "backend_status": held_message("Site", 3, "boom")},
+            "error",
+            None,
+        ),
+        ({"deleted": True, "backend_code": 1}, "pending", None),  # waits for the deletion pass
+        ({"deleted": True, "backend_code": 2, "backend_status": "gone wrong"}, "error", None),
+        ({"no_sync": True, "enacted": None}, "ok", None),  # never selected for sync
+    ],
+    ids=[
+        "in-sync",
+        "changed",
+        "fresh",
+        "deferred",
+        "failed",
+        "failed-backing-off",
+        "backing-off",
+        "backoff-over",
+        "held-by-failure",
+        "deleting",
+        "delete-failed",
+        "no-sync",
+    ],
+)
+def test_state_of_an_object(values: dict[str, Any], state: str, next_retry: float | None) -> None:
+    assert classify(record(**values), now=NOW) == (state, next_retry)
+
+
+timestamps = st.one_of(st.none(), st.floats(NOW - 1000, NOW + 1000))
+
+
+@given(
+    enacted=timestamps,
+    code=st.sampled_from([0, 1, 2]),
+    status=st.sampled_from(["OK", "Provisioning in progress", "boom", "a // b"]),
+    next_run=st.floats(0, NOW + 1000),
+    failures=st.integers(0, 5),
+    deleted=st.booleans(),
+)
+def test_state_rules_hold_for_any_lifecycle_values(
+    enacted: float | None, code: int, status: str, next_run: float, failures: int, deleted: bool
+) -> None:
+    values = record(
+        enacted=enacted,
+        backend_code=code,
+        backend_status=status,
+        deleted=deleted,
+        backend_register=Register(failures=failures, next_run=next_run).to_json(),
+    )
+    state, retry = classify(values, now=NOW)
+    in_sync = not deleted and enacted is not None and enacted >= values["updated"]
+    assert (state == "ok") == in_sync
+    if not in_sync and code == 2:
+        assert state == "error"
+    # A retry time is shown exactly when a pending object still has to wait.
+    assert retry == (next_run if not in_sync and next_run > NOW else None)
+    if state == "backing_off":
+        assert retry is not None
+
+
+# --- who must log in ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "required"),
+    [
+        ("127.0.0.1", False),
+        ("127.10.20.30", False),
+        ("::1", False),
+        ("[::1]", False),
+        ("localhost", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("", True),
+        ("10.1.2.3", True),
+        ("192.168.0.7", True),
+        ("fe80::1", True),
+        ("ui.example.org", True),
+        ("::ffff:10.0.0.1", True),
+    ],
+)
+def test_login_is_required_beyond_loopback(host: str, required: bool) -> None:
+    assert login_required(host) is required
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_credentials_are_read_and_compared_exactly() -> None:
+    creds = Credentials("admin@example.org", "pa:ss")
+    assert parse_basic(basic("admin@example.org", "pa:ss")) == ("admin@example.org", "pa:ss")
+    assert creds.accepts(basic("admin@example.org", "pa:ss"))
+    for wrong in [
+        basic("admin@example.org", "pa:s"),
+        basic("admin@example.org", "pa:ss "),
+        basic("Admin@example.org", "pa:ss"),
+        "Bearer abc",
+        "Basic not-base64!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "",
+        None,
+    ]:
+        assert not creds.accepts(wrong), wrong
+
+
+# --- the dependency graph picture -------------------------------------------------------------
+
+
+def test_graph_shows_every_model_and_labels_each_link_with_its_field(hello: Hello) -> None:
+    root = ET.fromstring(render_svg(hello.deps))
+    names = {
+        t.text or ""
+        for g in root.iter(f"{SVG}g")
+        if g.get("class") == "model"
+        for t in g.iter(f"{SVG}text")
+    }
+    assert names == {"Country", "Greeting", "World"}
+    links = {
+        (g.get("data-source"), g.get("data-target")): [t.text for t in g.iter(f"{SVG}text")]
+        for g in root.iter(f"{SVG}g")
+        if g.get("class") == "link"
+    }
+    assert links == {("Country", "World"): ["world"], ("Greeting", "Country"): ["country"]}
+
+
+def test_graph_escapes_names_from_a_dependency_file() -> None:
+    deps = {'<b onclick="x()">': [["A&B", "<script>f</script>", "r"]], "A&B": []}
+    text = render_svg(deps)
+    root = ET.fromstring(text)  # well-formed: nothing broke out of its element or attribute
+    assert "<script>" not in text and "<b " not in text
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert "<script>f</script>" in labels and "A&B" in labels
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> dict[str, list[list[str]]]:
+    count = draw(st.integers(1, 12))
+    names = [f"M{i}" for i in range(count)]
+    deps: dict[str, list[list[str]]] = {name: [] for name in names}
+    for i, name in enumerate(names):
+        for j in draw(st.sets(st.integers(0, max(i - 1, 0)), max_size=3)):
+            if j < i:
+                deps[name].append([names[j], f"f{j}", f"r{i}"])
+    return deps
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags())
+def test_layout_puts_each_model_below_what_it_links_to_without_overlaps(
+    deps: dict[str, list[list[str]]],
+) -> None:
+    plan = layout(deps)
+    assert set(plan.boxes) == set(deps)
+    for model, edges in deps.items():
+        for peer, _, _ in edges:
+            assert plan.boxes[model].layer > plan.boxes[peer].layer
+    rows: dict[int, list[Any]] = {}
+    for box in plan.boxes.values():
+        rows.setdefault(box.layer, []).append(box)
+        assert box.x + box.width <= plan.width and box.y < plan.height
+    for boxes in rows.values():
+        boxes.sort(key=lambda b: b.x)
+        for left, right in zip(boxes, boxes[1:]):
+            assert left.x + left.width < right.x
+
+
+def test_layout_survives_cycles_and_self_links() -> None:
+    deps = {"A": [["B", "b", "as"], ["A", "parent", "children"]], "B": [["A", "a", "bs"]]}
+    root = ET.fromstring(render_svg(deps))
+    assert len([g for g in root.iter(f"{SVG}g") if g.get("class") == "link"]) == 3
+
+
+# --- the JSON API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(hello: Hello) -> dict[str, int]:
+    """One greeting that fails, one country deferred, the rest in sync, after a real pass."""
+    earth = hello.make("World", name="earth")
+    france = hello.make("Country", name="france", world_id=earth)
+    later = hello.make("Country", name="later-land", world_id=earth)
+    bad = hello.make("Greeting", message="bonjour", country_id=france, fail=True)
+    good = hello.make("Greeting", message="salut", country_id=france)
+    hello.run_pass()
+    return {"earth": earth, "france": france, "later": later, "bad": bad, "good": good}
+
+
+@contextmanager
+def client(hello: Hello, **options: Any) -> Iterator[httpx.Client]:
+    """An HTTP client for the UI of `hello`, served for real on a loopback port."""
+    server = serve(hello, **options)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            yield http
+    finally:
+        server.stop()
+
+
+def test_models_count_objects_per_state(hello: Hello, world: dict[str, int]) -> None:
+    with client(hello) as ui:
+        data = ui.get("/api/models").json()
+    counts = {m["name"]: m["counts"] for m in data["models"]}
+    assert counts["World"] == {"ok": 1, "pending": 0, "deferred": 0, "backing_off": 0, "error": 0}
+    assert counts["Country"]["ok"] == 1 and counts["Country"]["deferred"] == 1
+    assert counts["Greeting"]["ok"] == 1 and counts["Greeting"]["error"] == 1
+    assert data["allow_retry"] is False
+    assert data["seq"] > 0
+
+
+def test_objects_filter_by_model_state_and_name(hello: Hello, world: dict[str, int]) -> None:
+    def keys(**params: str) -> list[tuple[str, int]]:
+        with client(hello) as ui:
+            response = ui.get("/api/objects", params=params)
+        assert response.status_code == 200, response.text
+        return [(o["model"], o["id"]) for o in response.json()["objects"]]
+
+    assert keys(model="Country") == [("Country", world["france"]), ("Country", world["later"])]
+    assert keys(state="error") == [("Greeting", world["bad"])]
+    assert keys(state="deferred") == [("Country", world["later"])]
+    assert keys(q="FRAN") == [("Country", world["france"])]
+    assert keys(q="bonjour") == [("Greeting", world["bad"])]  # no name field: the first text
+    assert keys(q=str(world["earth"]), model="World") == [("World", world["earth"])]
+    assert keys(model="World", state="error") == []
+
+
+def test_failing_object_shows_error_with_message_and_backoff(
+    hello: Hello, world: dict[str, int]
+) -> None:
+    with client(hello) as ui:
+        listed = ui.get("/api/objects", params={"model": "Greeting", "state": "error"}).json()
+        detail = ui.get(f"/api/object/Greeting/{world['bad']}").json()
+    [summary] = listed["objects"]
+    assert summary["message"] == "bonjour"
+    assert summary["next_retry"] == pytest.approx(detail["backoff"]["last_failure"] + RETRY_SECONDS)
+    assert detail["object"]["state"] == "error"
+    assert detail["backend_status"] == "Provisioning in progress // bonjour"
+    assert detail["backend_code"] == 2
+    assert detail["backoff"]["failures"] == 1
+    assert detail["backoff"]["next_run"] == summary["next_retry"]
+    assert detail["policy"] == {
+        "status": "Policy in process",
+        "code": 0,
+        "policed": None,
+        "pending": True,
+    }
+    assert [(o["model"], o["id"], o["state"]) for o in detail["waits_for"]] == [
+        ("Country", world["france"], "ok")
+    ]
+    assert ["fail", "true"] in detail["fields"]
+
+
+def test_detail_lists_what_waits_for_an_object(hello: Hello, world: dict[str, int]) -> None:
+    with client(hello) as ui:
+        detail = ui.get(f"/api/object/Country/{world['france']}").json()
+    assert [(o["model"], o["id"]) for o in detail["waits_for"]] == [("World", world["earth"])]
+    assert sorted((o["model"], o["id"], o["state"]) for o in detail["waited_by"]) == [
+        ("Greeting", world["bad"], "error"),
+        ("Greeting", world["good"], "ok"),
+    ]
+    assert detail["waited_by_total"] == 2
+
+
+def test_detail_lists_at_most_a_hundred_waiting_objects_and_counts_them_all(hello: Hello) -> None:
+    earth = hello.make("World", name="earth")
+    france = hello.make("Country", name="france", world_id=earth)
+    for i in range(105):
+        hello.make("Greeting", message=f"g{i}", country_id=france)
+    with client(hello) as ui:
+        detail = ui.get(f"/api/object/Country/{france}").json()
+    assert len(detail["waited_by"]) == 100 and detail["waited_by_total"] == 105
+    assert {o["state"] for o in detail["waited_by"]} == {"pending"}
+
+
+def test_bad_requests_name_the_problem(hello: Hello, world: dict[str, int]) -> None:
+    with client(hello) as ui:
+        assert ui.get("/api/objects", params={"state": "green"}).status_code == 400
+        missing_model = ui.get("/api/objects", params={"model": "Planet"})
+        missing_object = ui.get("/api/object/Greeting/999")
+        assert ui.get("/api/object/Greeting/abc").status_code == 404
+    assert missing_model.status_code == 404 and "Planet" in missing_model.json()["error"]
+    assert missing_object.status_code == 404
+    assert missing_object.json()["error"] == "no Greeting with id 999"
+
+
+def test_retry_is_refused_unless_enabled(hello: Hello, world: dict[str, int]) -> None:
+    before = hello.row("Greeting", world["bad"])
+    with client(hello) as ui:
+        response = ui.post(
+            f"/api/object/Greeting/{world['bad']}/retry", headers={"X-XSync-UI": "1"}
+        )
+        assert ui.get(f"/api/object/Greeting/{world['bad']}/retry").status_code == 405
+    assert response.status_code == 403 and "--allow-retry" in response.json()["error"]
+    assert hello.row("Greeting", world["bad"]) == before
+
+
+def test_retry_needs_the_page_header_against_cross_site_posts(
+    hello: Hello, world: dict[str, int]
+) -> None:
+    before = hello.row("Greeting", world["bad"])
+    with client(hello, allow_retry=True) as ui:
+        response = ui.post(f"/api/object/Greeting/{world['bad']}/retry")
+    assert response.status_code == 403
+    assert hello.row("Greeting", world["bad"]) == before
+
+
+def test_retry_now_clears_the_backoff_so_the_next_pass_takes_the_object(
+    hello: Hello, world: dict[str, int]
+) -> None:
+    bad = world["bad"]
+    assert hello.run_pass().outcomes[("Greeting", bad)] is Outcome.SKIPPED  # backing off
+    before = hello.row("Greeting", bad)
+    with client(hello, allow_retry=True) as ui:
+        response = ui.post(f"/api/object/Greeting/{bad}/retry", headers={"X-XSync-UI": "1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["object"]["next_retry"] is None
+    after = hello.row("Greeting", bad)
+    register = Register.parse(after["backend_register"])
+    assert register.next_run == 0 and register.failures == 1  # only the wait is cleared
+    assert after["updated"] == before["updated"]  # a synchronizer write: not a user change
+    assert hello.run_pass().outcomes[("Greeting", bad)] is Outcome.FAILED  # tried again
+    assert Register.parse(hello.row("Greeting", bad)["backend_register"]).failures == 2
+
+
+def test_login_required_refuses_missing_and_wrong_credentials(
+    hello: Hello, world: dict[str, int]
+) -> None:
+    creds = Credentials("admin@example.org", "letmein")
+    with client(hello, credentials=creds) as ui:
+        for path in ["/", "/api/models", "/api/objects", "/static/app.js", "/api/events"]:
+            refused = ui.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Basic")
+            assert (
+                ui.get(
+                    path, headers={"Authorization": basic("admin@example.org", "nope")}
+                ).status_code
+                == 401
+            )
+        allowed = ui.get(
+            "/api/models", headers={"Authorization": basic("admin@example.org", "letmein")}
+        )
+    assert allowed.status_code == 200
+    assert "bonjour" not in refused.text
+
+
+def test_every_response_forbids_inline_script(hello: Hello) -> None:
+    with client(hello) as ui:
+        for path in ["/", "/api/models", "/api/graph.svg", "/static/app.js"]:
+            response = ui.get(path)
+            assert response.status_code == 200, path
+            policy = response.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+            assert response.headers["x-content-type-options"] == "nosniff"
+        assert ui.get("/api/graph.svg").headers["content-type"].startswith("image/svg+xml")
+
+
+def test_page_script_writes_data_as_text_only() -> None:
+    # The escaping rule of the page, checked where it lives: no HTML parsing of strings.
+    script = (Path(__file__).parent.parent / "runtime/xsync/ui/static/app.js").read_text()
+    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]:
+        assert sink not in script, sink
+
+
+# --- live events over a real server ---------------------------------------------------------
+
+
+@pytest.fixture
+def live(hello: Hello, world: dict[str, int]) -> Iterator[str]:
+    server = serve(hello)
+    yield server.url
+    server.stop()
+
+
+class Events:
+    """Reads server-sent events from a streaming response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.iter_lines()
+
+    def next(self) -> tuple[str, dict[str, Any], str | None]:
+        event, data, id = "message", "", None
+        for line in self.lines:
+            if not line:
+                if data:
+                    return event, json.loads(data), id
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data += value
+            elif name == "id":
+                id = value
+        raise AssertionError("the event stream ended")
+
+    def until(self, event: str) -> dict[str, Any]:
+        while True:
+            name, data, _ = self.next()
+            if name == event:
+                return data
+
+
+def test_events_push_each_change_with_the_objects_new_state(
+    hello: Hello, world: dict[str, int], live: str
+) -> None:
+    seq = httpx.get(live + "api/models").json()["seq"]
+    with httpx.stream("GET", live + "api/events", params={"after": seq}, timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = Events(response)
+        assert events.until("ready") == {"seq": seq}
+        hello.mark_fixed("Greeting", world["bad"])
+        change = events.until("change")
+    assert (change["model"], change["id"], change["kind"]) == ("Greeting", world["bad"], "update")
+    assert change["object"]["state"] == "ok"
+    assert change["seq"] > seq
+
+
+def test_events_replay_what_a_page_missed_and_report_removals(
+    hello: Hello, world: dict[str, int], live: str
+) -> None:
+    seq = httpx.get(live + "api/models").json()["seq"]
+    hello.set_status("Country", world["later"], "first // second")  # while no page listens
+    hello.store.purge("Greeting", world["good"])
+    with httpx.stream("GET", live + "api/events", params={"after": seq}, timeout=10) as response:
+        events = Events(response)
+        seen = {}
+        while True:
+            name, data, id = events.next()
+            if name == "ready":
+                break
+            seen[(data["model"], data["id"])] = (data["object"], id)
+    later, _ = seen[("Country", world["later"])]
+    assert later["state"] == "error" and later["message"] == "second"
+    gone, id = seen[("Greeting", world["good"])]
+    assert gone is None and id is not None and int(id) > seq
+    # On reconnection the browser sends Last-Event-ID; nothing before it comes again.
+    latest = max(int(i) for _, i in seen.values() if i is not None)
+    headers = {"Last-Event-ID": str(latest)}
+    with httpx.stream("GET", live + "api/events", headers=headers, timeout=10) as response:
+        assert Events(response).next()[0] == "ready"
+
+
+def test_stopping_the_server_ends_open_event_streams(hello: Hello) -> None:
+    server = serve(hello)
+    with httpx.stream("GET", server.url + "api/events", timeout=10) as response:
+        events = Events(response)
+        events.until("ready")
+        started = time.monotonic()
+        server.stop()
+        with pytest.raises((AssertionError, httpx.HTTPError)):
+            events.next()
+    assert time.monotonic() - started < 5
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, **extra: Any) -> Path:
+    models = tmp_path / "models"
+    models.mkdir(exist_ok=True)
+    (models / "hello.xproto").write_text(HELLO.read_text())
+    config = {"name": "hello", "models_dir": "models", "store": "sqlite:///hello.db", **extra}
+    path = tmp_path / "sync.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:9", ("::1", 9)), (":80", ("0.0.0.0", 80))],
+)
+def test_listen_addresses(text: str, parsed: tuple[str, int]) -> None:
+    assert parse_listen(text) == parsed
+
+
+def test_command_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_ui([str(tmp_path / "missing.yaml")]) == 1
+    assert capsys.readouterr().err.strip() == f"xsync ui: {tmp_path / 'missing.yaml'}: no such file"
+    config = write_config(tmp_path)
+    assert run_ui([str(config), "--listen", "0.0.0.0:0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "beyond loopback" in err and "requires a login" in err and "accessor" in err
+    assert run_ui([str(config), "--listen", "nonsense"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert run_ui([str(config), "--listen", "127.0.0.1:99999"]) == 2
+
+
+def test_command_reports_an_address_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hello: Hello
+) -> None:
+    server = serve(hello)
+    try:
+        port = server.sock.getsockname()[1]
+        assert run_ui([str(write_config(tmp_path)), "--listen", f"127.0.0.1:{port}"]) == 1
+    finally:
+        server.stop()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"xsync ui: --listen: cannot listen on 127.0.0.1:{port}")
+
+
+def test_xsync_ui_serves_the_config_until_interrupted(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xsync.cli", "ui", str(config), "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert line.startswith("xsync ui: serving http://127.0.0.1:"), line
+        url = line.split()[3]
+        assert "(read-only)" in line
+        data = httpx.get(url + "api/models", timeout=10).json()
+        assert data["title"] == "xsync status: hello"
+        assert [m["name"] for m in data["models"]] == MODELS
+        with httpx.stream("GET", url + "api/events", timeout=10) as response:
+            Events(response).until("ready")
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+        rest = process.stderr.read()
+        assert "Traceback" not in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

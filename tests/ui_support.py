@@ -1,0 +1,131 @@
+"""Shared pieces of the status-UI tests: the hello models in a real SQLite file, a real sync
+engine whose Greeting step fails on demand, and the UI served by uvicorn on a loopback port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from xprotogen.loader import load_schema
+from xprotogen.schema import Schema
+from xprotogen.targets.deps import model_deps
+from xsync import DeferredException, SyncStep
+from xsync.backoff import BackoffPolicy, Register
+from xsync.engines.sync import PassReport, SyncEngine
+from xsync.store import open_store
+from xsync.store.base import Store
+from xsync.ui import Credentials, UiServer, create_app
+from xsync.ui.serve_cli import bind
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "examples" / "hello" / "hello.xproto"
+MODELS = ["World", "Country", "Greeting"]
+RETRY_SECONDS = 600.0  # the first backoff: long enough that it never ends during a test
+
+
+class SyncWorld(SyncStep):
+    observes = "World"
+
+    def sync_record(self, obj: Any) -> None:
+        pass
+
+
+class SyncCountry(SyncStep):
+    observes = "Country"
+
+    def sync_record(self, obj: Any) -> None:
+        if obj.name.startswith("later"):
+            raise DeferredException("waiting for the country's border to open")
+
+
+class SyncGreeting(SyncStep):
+    """Fails when the greeting asks for it, with its own text as the error message."""
+
+    observes = "Greeting"
+
+    def sync_record(self, obj: Any) -> None:
+        if obj.fail:
+            raise RuntimeError(obj.message)
+
+
+STEPS: list[type[SyncStep]] = [SyncWorld, SyncCountry, SyncGreeting]
+
+
+@dataclass
+class Hello:
+    """A store holding the hello models, and the engine that syncs them."""
+
+    store: Store
+    schema: Schema
+
+    @property
+    def deps(self) -> dict[str, Any]:
+        return dict(model_deps(self.schema))
+
+    def engine(self) -> SyncEngine:
+        return SyncEngine(
+            self.store,
+            STEPS,
+            model_deps(self.schema),
+            backoff=BackoffPolicy(base_seconds=RETRY_SECONDS, cap_seconds=RETRY_SECONDS, jitter=0),
+            max_workers=1,
+        )
+
+    def run_pass(self) -> PassReport:
+        return self.engine().run_pass()
+
+    def make(self, model: str, **values: Any) -> int:
+        return int(self.store.create(model, values)["id"])
+
+    def row(self, model: str, id: int) -> dict[str, Any]:
+        return self.store.get(model, id, include_deleted=True)
+
+    def mark_fixed(self, model: str, id: int) -> None:
+        """What a successful sync writes, as the synchronizer: the object is in sync again."""
+        row = self.row(model, id)
+        self.store.update(
+            model,
+            id,
+            {
+                "backend_code": 1,
+                "backend_status": "OK",
+                "enacted": row["updated"],
+                "backend_register": Register(last_success=row["updated"]).to_json(),
+            },
+            actor="synchronizer",
+        )
+
+    def set_status(self, model: str, id: int, status: str, code: int = 2) -> None:
+        self.store.update(
+            model, id, {"backend_status": status, "backend_code": code}, actor="synchronizer"
+        )
+
+
+@pytest.fixture
+def hello(tmp_path: Path) -> Iterator[Hello]:
+    schema = load_schema([HELLO])
+    store = open_store(f"sqlite:///{tmp_path / 'hello.db'}", schema)
+    yield Hello(store, schema)
+    store.close()
+
+
+def serve(
+    hello: Hello, *, credentials: Credentials | None = None, allow_retry: bool = False
+) -> UiServer:
+    """The UI for `hello` on a free loopback port, started; stop it when done."""
+    app = create_app(
+        hello.store,
+        MODELS,
+        deps=hello.deps,
+        credentials=credentials,
+        allow_retry=allow_retry,
+        title="xsync status: hello",
+        poll_seconds=0.2,
+    )
+    server = UiServer(app, bind("127.0.0.1", 0))
+    server.start()
+    return server
