@@ -141,10 +141,18 @@ def _run(args: argparse.Namespace) -> int:
     server = (
         MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
     )
-    runner = Runner(runtime.engine, runtime.store, interval=config.loop_interval_seconds, log=log)
+    runner = Runner(
+        runtime.engine,
+        runtime.store,
+        interval=config.loop_interval_seconds,
+        log=log,
+        policies=runtime.policy_engine,
+        pulls=runtime.pull_scheduler,
+    )
     _on_signals(runner.request_stop)
+    events = None
     try:
-        if not runtime.steps:
+        if not (runtime.steps or runtime.policies or runtime.pull_steps or runtime.event_steps):
             log.warning(
                 "no sync steps found; nothing to do", extra={"steps_dir": str(config.steps_dir)}
             )
@@ -156,18 +164,43 @@ def _run(args: argparse.Namespace) -> int:
             if not idle and not runner.stop.is_set():
                 raise _Failure(f"still busy after {args.timeout} s (--timeout)")
             return EXIT_OK
+        events = _start_events(runtime, log)
         runner.run_forever(timeout=args.timeout)
         return EXIT_OK
     finally:
+        if events is not None:
+            # Finished events are committed; one whose step is still running is not.
+            events.stop()
         if server is not None:
             server.close()
         runtime.close()
 
 
+def _start_events(runtime: Any, log: Any) -> Any:
+    """The event engine, started, when there are event steps and a usable event bus."""
+    from .engines.events import EventEngine, event_bus_problem
+
+    if not runtime.event_steps:
+        return None
+    bus = runtime.config.event_bus
+    problem = event_bus_problem(
+        bus.kind if bus is not None else None, bus.endpoint if bus is not None else None
+    )
+    if problem is not None:
+        # XOS's behaviour: the event steps do not run, everything else does.
+        log.error(problem)
+        return None
+    engine = EventEngine(
+        runtime.event_steps, bus.endpoint, runtime.config.name, runtime.accessor, log
+    )
+    engine.start()
+    return engine
+
+
 def _status(args: argparse.Namespace) -> int:
     from .backoff import wall_clock
     from .planner import LinkFields
-    from .status import collect_status
+    from .status import collect_event_status, collect_policy_status, collect_status
 
     runtime = _build(_load(args.config))
     try:
@@ -178,6 +211,16 @@ def _status(args: argparse.Namespace) -> int:
             LinkFields.from_model_deps(runtime.model_deps),
             now=now,
         )
+        if runtime.policies:
+            report.policies = collect_policy_status(
+                runtime.store, list(dict.fromkeys(p.model_name for p in runtime.policies)), now=now
+            )
+        if runtime.event_steps and runtime.config.event_bus is not None:
+            report.events = collect_event_status(
+                runtime.config.event_bus.endpoint,
+                runtime.config.name,
+                sorted({t for step in runtime.event_steps for t in step.topics}),
+            )
     finally:
         runtime.close()
     if args.json:

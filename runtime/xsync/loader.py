@@ -14,6 +14,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+from .policy import Policy
+from .pullstep import PullStep
 from .steps import SyncStep, is_step_class
 
 
@@ -29,6 +31,46 @@ def load_sync_steps(directory: str | Path) -> list[type[SyncStep]]:
             if is_step_class(value) and value not in found:
                 found.append(value)
     return found
+
+
+def load_policies(directory: str | Path) -> list[type[Policy]]:
+    """The model policies of `directory`: every `Policy` subclass, direct or indirect, that
+    names its model in `model_name` (a subclass without one is a base for other policies)."""
+    found: list[type[Policy]] = []
+    for module in load_modules(directory):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Policy)
+                and value is not Policy
+                and value.model_name
+                and value not in found
+            ):
+                found.append(value)
+    return found
+
+
+def load_pull_steps(directory: str | Path) -> list[type[PullStep]]:
+    """The pull steps of `directory`: every `PullStep` subclass, direct or indirect, that has
+    its own `pull_records` somewhere below the base (one without is a base for other steps)."""
+    found: list[type[PullStep]] = []
+    for module in load_modules(directory):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, PullStep)
+                and value is not PullStep
+                and value.pull_records is not PullStep.pull_records
+                and value not in found
+            ):
+                found.append(value)
+    return found
+
+
+def defined_in(cls: type) -> str:
+    """The file that defines `cls`, for messages that must name it."""
+    module = sys.modules.get(cls.__module__)
+    return str(getattr(module, "__file__", None) or cls.__module__)
 
 
 def load_modules(

@@ -12,16 +12,21 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .backoff import BackoffPolicy, wall_clock
 from .config import Config
+from .engines.policies import PolicyEngine, PolicyPassReport
+from .engines.pull import PullScheduler
 from .engines.sync import PassReport, SyncEngine
-from .loader import StepLoadError, load_sync_steps
+from .events import EventStep
+from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
 from .planner import ModelDeps
+from .policy import Policy
+from .pullstep import PullStep
 from .steps import SyncStep
 from .store.base import Store, StoreError
 
@@ -40,6 +45,11 @@ class Runtime:
     steps: list[type[SyncStep]]
     model_deps: ModelDeps
     engine: SyncEngine
+    policies: list[type[Policy]] = field(default_factory=list)
+    pull_steps: list[type[PullStep]] = field(default_factory=list)
+    event_steps: list[type[EventStep]] = field(default_factory=list)
+    policy_engine: PolicyEngine | None = None
+    pull_scheduler: PullScheduler | None = None
 
     @property
     def observed_models(self) -> list[str]:
@@ -58,6 +68,7 @@ def build_runtime(
     from .connect import connect
 
     steps = _load_steps(config)
+    policies, pull_steps, event_steps = _load_hybrid(config)
     try:
         accessor = connect(config, actor="synchronizer")
     except XprotoError as exc:
@@ -69,10 +80,21 @@ def build_runtime(
     try:
         _check_core_version(config, accessor.store)
         _check_observed_models(steps, set(accessor.models))
+        _check_policy_models(policies, set(accessor.models))
         deps = _model_deps(config, accessor.schema)
     except StartupError:
         accessor.close()
         raise
+    backoff = BackoffPolicy(
+        base_seconds=config.backoff_base_seconds, cap_seconds=config.backoff_cap_seconds
+    )
+    policy_engine = (
+        PolicyEngine(
+            accessor.store, policies, accessor=accessor.as_actor("policy"), backoff=backoff, log=log
+        )
+        if policies
+        else None
+    )
     engine = SyncEngine(
         accessor.store,
         steps,
@@ -80,13 +102,68 @@ def build_runtime(
         wrap=lambda model, record: accessor.get_model_class(model)._from_record(record),
         accessor=accessor,
         max_workers=config.max_workers,
-        backoff=BackoffPolicy(
-            base_seconds=config.backoff_base_seconds, cap_seconds=config.backoff_cap_seconds
-        ),
+        backoff=backoff,
         metrics=metrics,
         log=log,
+        hold_deletion=_deletion_hold(policy_engine),
     )
-    return Runtime(config, accessor, accessor.store, steps, deps, engine)
+    pulls = PullScheduler(pull_steps, accessor=accessor, log=log) if pull_steps else None
+    return Runtime(
+        config,
+        accessor,
+        accessor.store,
+        steps,
+        deps,
+        engine,
+        policies,
+        pull_steps,
+        event_steps,
+        policy_engine,
+        pulls,
+    )
+
+
+def _load_hybrid(
+    config: Config,
+) -> tuple[list[type[Policy]], list[type[PullStep]], list[type[EventStep]]]:
+    from .engines.events import EventStepLoadError, load_event_steps
+
+    try:
+        policies = load_policies(config.model_policies_dir) if config.model_policies_dir else []
+    except StepLoadError as exc:
+        raise StartupError(f"model_policies_dir: {exc}") from None
+    try:
+        pulls = load_pull_steps(config.pull_steps_dir) if config.pull_steps_dir else []
+    except StepLoadError as exc:
+        raise StartupError(f"pull_steps_dir: {exc}") from None
+    try:
+        events = load_event_steps(config.event_steps_dir) if config.event_steps_dir else []
+    except EventStepLoadError as exc:
+        raise StartupError(f"event_steps_dir: {exc}") from None
+    return policies, pulls, events
+
+
+def _check_policy_models(policies: list[type[Policy]], models: set[str]) -> None:
+    for policy in policies:
+        if policy.model_name not in models:
+            raise StartupError(
+                f"{defined_in(policy)}: policy {policy.__name__} has model_name "
+                f"{policy.model_name!r}, which is not a model of models_dir"
+            )
+
+
+def _deletion_hold(policy_engine: PolicyEngine | None) -> Callable[[str, Any], bool]:
+    """Deleted objects wait for their delete policies before they are deleted and reaped."""
+    if policy_engine is not None:
+        return policy_engine.awaits_delete_policy
+
+    def flagged_only(model: str, obj: Any) -> bool:
+        if not getattr(obj, "backend_need_delete_policy", False):
+            return False
+        policed, updated = getattr(obj, "policed", None), getattr(obj, "updated", None)
+        return policed is None or (updated is not None and policed < updated)
+
+    return flagged_only
 
 
 def _load_steps(config: Config) -> list[type[SyncStep]]:
@@ -189,8 +266,15 @@ class Runner:
         log: logging.Logger | None = None,
         clock: Callable[[], float] = wall_clock,
         on_pass: Callable[[PassReport], None] | None = None,
+        policies: PolicyEngine | None = None,
+        pulls: PullScheduler | None = None,
     ) -> None:
         self.engine = engine
+        self.policies = policies
+        self.pulls = pulls
+        self.last_policy_pass: PolicyPassReport | None = None
+        # Pull steps run inside the passes, except in run_forever, where they have a thread.
+        self._pull_in_pass = True
         self.store = store
         self.interval = interval
         self.log = log or logging.getLogger(LOGGER_NAME)
@@ -205,6 +289,11 @@ class Runner:
         self.wake.set()
 
     def run_once(self) -> PassReport:
+        """Policies, the pull steps that are due, then the sync and deletion passes."""
+        if self.policies is not None:
+            self.last_policy_pass = self.policies.run_pass(self.stop)
+        if self.pulls is not None and self._pull_in_pass:
+            self.pulls.run_due()
         report = self.engine.run_pass(self.stop)
         self.log.debug(
             "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
@@ -217,7 +306,7 @@ class Runner:
         """Passes until one has nothing to do but wait for backoffs; False on timeout or stop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop.is_set():
-            if self.run_once().worked == 0:
+            if self.run_once().worked == 0 and self._policies_worked() == 0:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -229,6 +318,9 @@ class Runner:
         deadline = None if timeout is None else time.monotonic() + timeout
         watcher = threading.Thread(target=self._watch, name="xsync-watch", daemon=True)
         watcher.start()
+        if self.pulls is not None:
+            self._pull_in_pass = False
+            self.pulls.start()
         try:
             while not self.stop.is_set():
                 self.wake.clear()
@@ -241,13 +333,25 @@ class Runner:
                 self.wake.wait(wait)
         finally:
             self.stop.set()
+            if self.pulls is not None:
+                self.pulls.stop()
             watcher.join(timeout=5)
 
     def _next_wait(self, report: PassReport) -> float:
         wait = self.interval
         if report.next_retry is not None:
             wait = min(wait, max(0.0, report.next_retry - self.clock()))
+        policed = self.last_policy_pass
+        if policed is not None:
+            if policed.worked:
+                # Policy saves wake the watcher anyway; this covers bookkeeping-only passes.
+                wait = 0.0
+            elif policed.next_retry is not None:
+                wait = min(wait, max(0.0, policed.next_retry - self.clock()))
         return wait
+
+    def _policies_worked(self) -> int:
+        return self.last_policy_pass.worked if self.last_policy_pass is not None else 0
 
     def _watch(self) -> None:
         seq = _latest_seq(self.store)

@@ -86,9 +86,12 @@ class SyncEngine:
         rand: Rand | None = None,
         metrics: Metrics | None = None,
         log: logging.Logger | None = None,
+        hold_deletion: Callable[[str, Any], bool] | None = None,
     ) -> None:
         self.store = store
         self.steps = list(steps)
+        # True for a deleted object that must not be deleted or reaped yet (delete policies pending).
+        self.hold_deletion = hold_deletion
         self.links = LinkFields.from_model_deps(model_deps)
         self.wrap = wrap
         self.accessor = accessor
@@ -148,6 +151,8 @@ class SyncEngine:
                 continue
             for obj in objects:
                 model = _model_of(obj)
+                if deletion and self.hold_deletion is not None and self.hold_deletion(model, obj):
+                    continue
                 key = (model, int(obj.id))
                 entry = work.get(key)
                 if entry is None:

@@ -1,0 +1,326 @@
+"""The policy engine: runs model policies on create, update and delete of their models.
+
+Selection follows XOS (reference section 7.3): live objects never policed get `handle_create`,
+live objects changed since they were policed (`policed < updated` or `< changed_by_step`) get
+`handle_update`, deleted objects not yet policed get `handle_delete`. The defects of section 11
+are fixed here:
+
+* every policy with `after_policy_save` gets it, not only the last one in the list;
+* a failing object backs off exponentially like a sync error instead of being retried every
+  5 s forever, and one failing policy does not keep the others for that object from running;
+* an unknown model or an empty policy list cannot abort the pass.
+
+Policy backoff state: kept in memory per object (the authority while the process runs) and
+persisted under its own key, `{"policy": {...}}`, inside `backend_register`, so that a restart
+picks it up. The sync engine rewrites `backend_register` on its own successes and failures and
+may drop that key; the in-memory copy is unaffected, so only a restart right after such a
+rewrite forgets the policy backoff (the object is then tried once more and backs off again).
+
+Bookkeeping saves (`policed`, `policy_*`, the register) are made as the synchronizer with
+explicit `update_fields`; none of those columns is an important change, so they re-trigger
+neither sync nor policies. Saves made by handlers go through the policy-actor accessor and
+stamp `changed_by_policy`, which makes the objects they touch due for sync.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+from ..backoff import BackoffPolicy, Clock, Rand, Register, wall_clock
+from ..observability import LOGGER_NAME
+from ..policy import Policy
+from ..status import exception_message
+from ..store.base import PendingQuery, Record, Store
+
+Key = tuple[str, int]
+Action = Literal["create", "update", "delete"]
+# Turns a store record of `model` into the object handlers receive (a policy-actor ORM object).
+ObjectFactory = Callable[[str, Record], Any]
+
+REGISTER_KEY = "policy"
+DONE = "done"
+_USER_ERRORS = (Exception, SystemExit)
+
+
+class PolicyOutcome(Enum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class PolicyPassReport:
+    """What one policy pass did: per object, the action taken and how it ended."""
+
+    outcomes: dict[Key, tuple[Action, PolicyOutcome]] = field(default_factory=dict)
+    next_retry: float | None = None  # earliest next_run of an object backing off
+    seconds: float = 0.0
+
+    @property
+    def worked(self) -> int:
+        """Objects whose handlers ran in this pass."""
+        return len(self.outcomes)
+
+    def note_retry(self, at: float) -> None:
+        self.next_retry = at if self.next_retry is None else min(self.next_retry, at)
+
+
+def policy_register(backend_register: str | None) -> Register:
+    """The policy backoff persisted inside an object's `backend_register` (fresh if none)."""
+    data = _json_object(backend_register)
+    inner = data.get(REGISTER_KEY)
+    return Register.parse(json.dumps(inner)) if isinstance(inner, dict) else Register()
+
+
+def with_policy_register(backend_register: str | None, register: Register) -> str:
+    """`backend_register` with the policy key replaced and every other key kept."""
+    data = _json_object(backend_register)
+    data[REGISTER_KEY] = json.loads(register.to_json())
+    return json.dumps(data, sort_keys=True)
+
+
+class PolicyEngine:
+    """Runs policy passes for a set of policy classes against a store. Reusable across passes.
+
+    `accessor` is what handlers get as `model_accessor`: it must save as the "policy" actor.
+    `wrap` turns records into the objects handlers receive (by default, the accessor's classes).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        policies: Sequence[type[Policy]],
+        *,
+        accessor: Any,
+        wrap: ObjectFactory | None = None,
+        backoff: BackoffPolicy = BackoffPolicy(),
+        clock: Clock = wall_clock,
+        rand: Rand = random.random,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.accessor = accessor
+        self.wrap: ObjectFactory = wrap or (
+            lambda model, record: accessor.get_model_class(model).from_record(record)
+        )
+        self.backoff = backoff
+        self.clock = clock
+        self.rand = rand
+        self.log = log or logging.getLogger(LOGGER_NAME).getChild("policies")
+        self.by_model: dict[str, list[type[Policy]]] = {}
+        for policy in policies:
+            assert policy.model_name, f"{policy.__name__} has no model_name"
+            chain = self.by_model.setdefault(policy.model_name, [])
+            if policy not in chain:
+                chain.append(policy)
+        self._registers: dict[Key, Register] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def models(self) -> list[str]:
+        """The models that have at least one policy, in load order."""
+        return list(self.by_model)
+
+    # --- the pass ------------------------------------------------------------------------
+
+    def run_pass(self, stop: threading.Event | None = None) -> PolicyPassReport:
+        """Create and update handlers for dirty objects, then delete handlers for deleted ones."""
+        started = time.perf_counter()
+        report = PolicyPassReport()
+        # Both lists are read up front, as in XOS: handlers see the state the pass started from.
+        work = [
+            (model, record, query)
+            for query in (PendingQuery.DIRTY_POLICIES, PendingQuery.DELETED_POLICIES)
+            for model in self.by_model
+            for record in self._pending(model, query)
+        ]
+        now = self.clock()
+        for model, record, query in work:
+            if stop is not None and stop.is_set():
+                break
+            key = (model, int(record["id"]))
+            register = self._register(key, record)
+            if not register.is_due(now):
+                report.note_retry(register.next_run)
+                continue
+            action: Action = (
+                "delete"
+                if query is PendingQuery.DELETED_POLICIES
+                else ("create" if not record.get("policed") else "update")
+            )
+            outcome = self._police(model, record, action, register)
+            report.outcomes[key] = (action, outcome)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def awaits_delete_policy(self, model: str, obj: Any) -> bool:
+        """Whether the deleted `obj` must not be reaped yet: its delete policies have not run.
+
+        Objects of models with policies here wait for them; `backend_need_delete_policy` makes
+        an object wait even when its policies run elsewhere (another synchronizer).
+        """
+        if model not in self.by_model and not getattr(obj, "backend_need_delete_policy", False):
+            return False
+        policed, updated = getattr(obj, "policed", None), getattr(obj, "updated", None)
+        return policed is None or (updated is not None and policed < updated)
+
+    # --- one object ----------------------------------------------------------------------
+
+    def _police(
+        self, model: str, record: Record, action: Action, register: Register
+    ) -> PolicyOutcome:
+        obj = self.wrap(model, record)
+        key = (model, int(record["id"]))
+        errors: list[str] = []
+        for policy_class in self.by_model[model]:
+            try:
+                # The policy's own __init__ is user code too: inside the try.
+                handler = getattr(self._new(policy_class), f"handle_{action}")
+                handler(obj)
+            except _USER_ERRORS as exc:
+                message = exception_message(exc)
+                errors.append(message)
+                self.log.warning(
+                    "policy failed",
+                    extra={
+                        "model": model,
+                        "id": key[1],
+                        "policy": policy_class.__name__,
+                        "action": action,
+                        "error": message,
+                    },
+                )
+        if errors:
+            self._failed(key, record, errors, register)
+            return PolicyOutcome.FAILED
+        if not self._done(key, obj, record):
+            return PolicyOutcome.FAILED
+        self._after_policy_save(model, obj)
+        self.log.info(
+            "policy", extra={"model": model, "id": key[1], "action": action, "outcome": DONE}
+        )
+        return PolicyOutcome.DONE
+
+    def _done(self, key: Key, obj: Any, record: Record) -> bool:
+        # Read from the object: a handler that saved it with always_update_timestamp moved
+        # `updated`, and that change is its own, not one to police again.
+        policed = max(
+            _timestamp(getattr(obj, "updated", record.get("updated"))),
+            _timestamp(getattr(obj, "changed_by_step", record.get("changed_by_step"))),
+        )
+        values: dict[str, Any] = {"policed": policed, "policy_code": 1, "policy_status": DONE}
+        with self._lock:
+            had_backoff = self._registers.pop(key, None) is not None
+        if had_backoff or REGISTER_KEY in _json_object(record.get("backend_register")):
+            values["backend_register"] = _without_policy_key(record.get("backend_register"))
+        try:
+            self._save(key, values)
+        except Exception as exc:
+            self.log.error(
+                "could not save policed timestamp",
+                extra={"model": key[0], "id": key[1], "error": exception_message(exc)},
+            )
+            return False
+        for name in ("policed", "policy_code", "policy_status"):
+            _set_quietly(obj, name, values[name])
+        return True
+
+    def _failed(self, key: Key, record: Record, errors: list[str], register: Register) -> None:
+        after = register.after_failure(self.backoff, self.clock(), self.rand)
+        with self._lock:
+            self._registers[key] = after
+        values = {
+            "policy_code": 2,
+            "policy_status": " // ".join(dict.fromkeys(errors))[:1024],
+            "backend_register": with_policy_register(record.get("backend_register"), after),
+        }
+        try:
+            self._save(key, values)
+        except Exception as exc:
+            # The object may be gone; the in-memory register still holds the backoff.
+            self.log.warning(
+                "could not save policy status",
+                extra={"model": key[0], "id": key[1], "error": exception_message(exc)},
+            )
+
+    def _after_policy_save(self, model: str, obj: Any) -> None:
+        for policy_class in self.by_model[model]:
+            hook = getattr(policy_class, "after_policy_save", None)
+            if hook is None:
+                continue
+            try:
+                self._new(policy_class).after_policy_save(obj)  # type: ignore[attr-defined]
+            except _USER_ERRORS as exc:
+                # policed is saved: the object is policed; report the hook, do not undo that.
+                self.log.error(
+                    "after_policy_save failed",
+                    extra={
+                        "model": model,
+                        "id": getattr(obj, "id", None),
+                        "policy": policy_class.__name__,
+                        "error": exception_message(exc),
+                    },
+                )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _pending(self, model: str, query: PendingQuery) -> list[Record]:
+        try:
+            return self.store.pending(model, query)
+        except Exception as exc:
+            # One model's query failing (a store restart) costs that model one pass.
+            self.log.error(
+                "fetching objects to police failed",
+                extra={"model": model, "error": exception_message(exc)},
+            )
+            return []
+
+    def _register(self, key: Key, record: Mapping[str, Any]) -> Register:
+        with self._lock:
+            held = self._registers.get(key)
+        if held is not None:
+            return held
+        persisted = policy_register(record.get("backend_register"))
+        if persisted.failures:
+            with self._lock:
+                self._registers[key] = persisted
+        return persisted
+
+    def _new(self, policy_class: type[Policy]) -> Policy:
+        return policy_class(
+            model_accessor=self.accessor, log=self.log.getChild(policy_class.__name__)
+        )
+
+    def _save(self, key: Key, values: dict[str, Any]) -> None:
+        self.store.update(key[0], key[1], values, actor="synchronizer", update_fields=list(values))
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _without_policy_key(text: Any) -> str:
+    data = _json_object(text)
+    data.pop(REGISTER_KEY, None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _set_quietly(obj: Any, name: str, value: Any) -> None:
+    try:
+        setattr(obj, name, value)
+    except Exception:  # noqa: BLE001 - keeping the in-memory copy current is a courtesy
+        pass
+
+
+def _timestamp(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
