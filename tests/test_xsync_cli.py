@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import statistics
@@ -181,7 +182,10 @@ def test_status_json_counts_and_blocked_chain(project: Path, api: ModelAccessor)
     text = xsync("status", str(project / "sync.yaml"))
     assert text.returncode == 0
     assert f"Cluster {cluster.id} waits for Region {bad.id}" in text.stdout
-    assert "in 5" in text.stdout  # next retry in about a minute
+    # The first retry is base (60 s) less up to 20% jitter, minus the seconds the run took.
+    retry_in = re.search(r"in (\d+(?:\.\d+)?)s", text.stdout)
+    assert retry_in is not None, text.stdout
+    assert 40 <= float(retry_in.group(1)) <= 60
 
 
 def test_until_idle_stops_when_only_backing_off_work_is_left(
