@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -60,4 +59,6 @@ def format_with_source(diagnostic: Diagnostic, source_lines: dict[str, list[str]
 
 
 def format_json(diagnostics: Iterable[Diagnostic]) -> str:
+    import json  # only `--format json` needs it; every run imports this module
+
     return json.dumps([d.as_dict() for d in diagnostics], indent=2)

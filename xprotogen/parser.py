@@ -1,38 +1,42 @@
 """Text to AST: the xproto grammar, the policy sub-grammar, and friendly syntax errors.
 
-Both grammars are Lark LALR(1) grammars (`grammar/*.lark`); Lark analyses them and caches the
-result. Speed comes from four choices (figures in docs/performance.md):
+Both grammars are Lark LALR(1) grammars (`grammar/*.lark`), but Lark is not imported to parse:
+`lalr` saves what Lark's analysis produced in a small cache file and runs it with its own lexer
+and parse loop (Lark is needed only when that file is missing or stale). Speed comes from
+these choices (figures in docs/performance.md):
 
-* `_MasterLexer` lexes with one compiled regex built from Lark's own terminal definitions and
+* `lalr.Lexer` lexes with one compiled regex built from Lark's own terminal definitions and
   turns names into keywords by dict lookup, instead of Lark's per-terminal scanning.
-* AST nodes are built while parsing (Lark's `transformer=` option), so no parse tree is made.
-  Such callbacks receive no position metadata, so rules that need a span keep all their tokens
-  (`!rule` in the grammar) and the span is taken from their first and last token.
-* `_Driver` runs Lark's LALR table and callbacks in one tight loop.
-* Lark's analysis of each grammar is cached in the user's cache directory, which works the
-  same from a checkout and from an installed wheel.
+* AST nodes are built while parsing, so no parse tree is made. Callbacks see only their
+  children, so rules that need a span keep all their tokens (`!rule` in the grammar) and the
+  span is taken from their first and last token.
+* `lalr.Driver` runs the LALR table and callbacks in one tight loop.
+* No Lark import and no Lark deserialisation at run time (about 40 ms of a short run).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import sys
 import threading
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
-
-from lark import Lark, Token, Transformer
-from lark import __version__ as lark_version
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import Lexer, LexerState, PatternStr
-from lark.utils import TextSlice
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from . import ast
 from .diagnostics import Diagnostic, XprotoError
+from .lalr import (
+    Driver,
+    Lexer,
+    SyntaxProblem,
+    Tables,
+    Token,
+    UnexpectedCharacters,
+    UnexpectedToken,
+    load_tables,
+)
+
+if TYPE_CHECKING:
+    from lark import Lark
 
 GRAMMAR_DIR = Path(__file__).parent / "grammar"
 
@@ -94,8 +98,8 @@ def parse_text(text: str, path: str = "<string>") -> ast.File:
     with builder.parsing(path) as problems:
         try:
             result: ast.File = builder.driver.parse(text)
-        except UnexpectedInput as exc:
-            raise XprotoError([_syntax_diagnostic(exc, builder.lark, text, path, 1, 1)]) from None
+        except SyntaxProblem as exc:
+            raise XprotoError([_syntax_diagnostic(exc, builder.tables, text, path, 1, 1)]) from None
         if problems:
             raise XprotoError(problems)
     return result
@@ -107,9 +111,9 @@ def parse_policy(body: str, span: ast.Span) -> ast.Formula:
     with builder.parsing(span):
         try:
             formula: ast.Formula = builder.driver.parse(body)
-        except UnexpectedInput as exc:
+        except SyntaxProblem as exc:
             raise XprotoError(
-                [_syntax_diagnostic(exc, builder.lark, body, span.file, span.line, span.column)]
+                [_syntax_diagnostic(exc, builder.tables, body, span.file, span.line, span.column)]
             ) from None
     return formula
 
@@ -120,6 +124,8 @@ def build_lark(grammar: str, *, strict: bool = False) -> Lark:
     Not used for parsing; it exists so tests can check the grammars with `strict=True`, which
     asks Lark to prove that no two terminals collide.
     """
+    from lark import Lark
+
     return Lark(
         (GRAMMAR_DIR / grammar).read_text(encoding="utf-8"),
         parser="lalr",
@@ -129,254 +135,52 @@ def build_lark(grammar: str, *, strict: bool = False) -> Lark:
     )
 
 
-# --- the lexer -----------------------------------------------------------------------------
-
-
-class _MasterLexer(Lexer):
-    """Lark's basic lexer, done with one regex match per token and a keyword dict.
-
-    The terminals come from Lark, in the order Lark's own basic lexer tries them, so both
-    lexers produce the same tokens (a test compares them). Ignored terminals (whitespace,
-    comments) are skipped by the same match, as a prefix of the token: that is equivalent as
-    long as no token can start where an ignored terminal starts, which holds for both
-    grammars. A string terminal that a regex terminal matches in full (a keyword such as
-    `message`, which NAME also matches) is looked up after the regex terminal matched, as
-    Lark's "unless" callbacks do it.
-    """
-
-    __future_interface__ = 2
-
-    def __init__(self, conf: Any) -> None:
-        terminals = sorted(
-            conf.terminals,
-            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-        )
-        ignored = [t for t in terminals if t.name in conf.ignore]
-        regex_terminals = [t for t in terminals if not isinstance(t.pattern, PatternStr)]
-        keywords: dict[str, dict[str, str]] = {}
-        scanned = []
-        for terminal in terminals:
-            owner = _keyword_owner(terminal, regex_terminals)
-            if owner is not None:
-                keywords.setdefault(owner, {})[terminal.pattern.value] = terminal.name
-            elif terminal not in ignored:
-                scanned.append(terminal)
-        # Possessive: once ignored text is skipped it is never given back to become tokens.
-        skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignored) + ")*+" if ignored else ""
-        tokens = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
-        self._pattern = re.compile(f"{skip}(?:{tokens})")
-        self._skip = re.compile(skip)
-        self._keywords = keywords
-        self._allowed = frozenset(t.name for t in terminals if t not in ignored)
-
-    def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
-        source: Any = lexer_state.text
-        text: str = getattr(source, "text", source)
-        match = self._pattern.match
-        keywords = self._keywords
-        new_token = str.__new__
-        line, line_start, pos, end = 1, 0, 0, len(text)
-        while pos < end:
-            found = match(text, pos)
-            if found is None:
-                self._finish(text, pos, line, line_start)
-                return
-            kind = found.lastgroup
-            assert kind is not None
-            start = found.start(kind)
-            if start != pos and text.count("\n", pos, start):
-                line += text.count("\n", pos, start)
-                line_start = text.rindex("\n", pos, start) + 1
-            value = found.group(kind)
-            pos = found.end()
-            start_line, column = line, start - line_start + 1
-            if "\n" in value:
-                line += value.count("\n")
-                line_start = text.rindex("\n", start, pos) + 1
-            table = keywords.get(kind)
-            if table is not None:
-                kind = table.get(value, kind)
-            # Setting the slots directly skips Token.__new__'s argument juggling.
-            token = new_token(Token, value)
-            token.type = kind
-            token.value = value
-            token.start_pos = start
-            token.line = start_line
-            token.column = column
-            token.end_line = line
-            token.end_column = pos - line_start + 1
-            token.end_pos = pos
-            yield token
-
-    def _finish(self, text: str, pos: int, line: int, line_start: int) -> None:
-        """No token at `pos`: fine if only ignored text is left, else a lexical error."""
-        stop = self._skip.match(text, pos)
-        bad = stop.end() if stop is not None else pos
-        if bad == len(text):
-            return
-        newlines = text.count("\n", pos, bad)
-        if newlines:
-            line += newlines
-            line_start = text.rindex("\n", pos, bad) + 1
-        raise UnexpectedCharacters(  # type: ignore[no-untyped-call]
-            text, bad, line, bad - line_start + 1, allowed=self._allowed
-        )
-
-
-def _keyword_owner(terminal: Any, regex_terminals: Sequence[Any]) -> str | None:
-    """The regex terminal that swallows this string terminal whole, if any."""
-    if not isinstance(terminal.pattern, PatternStr):
-        return None
-    word = terminal.pattern.value
-    for candidate in regex_terminals:
-        if candidate.priority != terminal.priority:
-            continue
-        found = re.match(candidate.pattern.to_regexp(), word)
-        if found is not None and found.group() == word:
-            return str(candidate.name)
-    return None
-
-
-# --- the LALR driver ------------------------------------------------------------------------
-
-
-class _Driver:
-    """Runs Lark's LALR(1) table with the reductions Lark prepared, in one tight loop.
-
-    Lark computes (and caches) the table and wraps each rule's callback so that it sees the
-    children the grammar promises (tokens filtered, `[x]` placeholders, `_rule` inlining).
-    Lark's own loop is general (interactive parsing, error recovery); this one only parses,
-    which roughly halves the time spent outside the callbacks. Its errors are Lark's own
-    `UnexpectedToken`, with the same expected-terminal sets.
-    """
-
-    def __init__(self, lark: Lark) -> None:
-        parser = lark.parser.parser.parser
-        table = parser.parse_table
-        callbacks = parser.callbacks
-        self._lexer = lark.parser.lexer
-        # A shift is the next state (an int); a reduction is (size, rule name, callback).
-        self._states: dict[Any, dict[str, Any]] = {
-            state: {
-                symbol: (
-                    arg
-                    if action.name == "Shift"
-                    else (len(arg.expansion), arg.origin.name, callbacks[arg])
-                )
-                for symbol, (action, arg) in actions.items()
-            }
-            for state, actions in table.states.items()
-        }
-        (start,) = table.start_states
-        self._start = table.start_states[start]
-        self._end = table.end_states[start]
-
-    def parse(self, text: str) -> Any:
-        states = self._states
-        state_stack = [self._start]
-        value_stack: list[Any] = []
-        token = None
-        for token in self._lexer.lex(LexerState(TextSlice.cast_from(text)), None):
-            kind = token.type
-            while True:
-                try:
-                    action = states[state_stack[-1]][kind]
-                except KeyError:
-                    raise self._unexpected(token, state_stack[-1]) from None
-                if action.__class__ is int:
-                    state_stack.append(action)
-                    value_stack.append(token)
-                    break
-                # The reduction, written out: this loop runs thousands of times per file.
-                size, origin, callback = action
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                state_stack.append(states[state_stack[-1]][origin])
-                value_stack.append(callback(children))
-        end = (
-            Token.new_borrow_pos("$END", "", token)
-            if token is not None
-            else Token("$END", "", 0, 1, 1)
-        )
-        while True:
-            try:
-                action = states[state_stack[-1]]["$END"]
-            except KeyError:
-                raise self._unexpected(end, state_stack[-1]) from None
-            self._reduce(action, state_stack, value_stack)
-            if state_stack[-1] == self._end:
-                return value_stack[-1]
-
-    def _reduce(self, action: Any, state_stack: list[Any], value_stack: list[Any]) -> None:
-        size, origin, callback = action
-        if size:
-            children = value_stack[-size:]
-            del state_stack[-size:]
-            del value_stack[-size:]
-        else:
-            children = []
-        state_stack.append(self._states[state_stack[-1]][origin])
-        value_stack.append(callback(children))
-
-    def _unexpected(self, token: Token, state: Any) -> UnexpectedToken:
-        expected = {symbol for symbol in self._states[state] if symbol.isupper()}
-        return UnexpectedToken(token, expected)  # type: ignore[no-untyped-call]
-
-
 # --- building the parsers ------------------------------------------------------------------
 
 
-def _cache_path(grammar: str, text: str) -> str | bool:
-    """Where Lark keeps the analysed grammar: a file in the user's cache directory.
+class _Builder:
+    """Callbacks that the driver calls on each reduction, plus the per-parse context they need.
 
-    The name carries a digest of the grammar and the Lark and Python versions, so checkouts
-    and interpreters that share the directory do not overwrite each other's file. When no
-    directory can be written, Lark's own default (the temporary directory) is used; Lark
-    carries on without a cache if that fails too.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "xprotogen")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return True
-    if not os.access(folder, os.W_OK):
-        return True
-    key = f"{text}{lark_version}{sys.version_info[:2]}{_MasterLexer.__qualname__}"
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-    return os.path.join(folder, f"{Path(grammar).stem}-{digest}.lark-cache")
-
-
-def _build(grammar: str, transformer: Transformer) -> Lark:  # type: ignore[type-arg]
-    text = (GRAMMAR_DIR / grammar).read_text(encoding="utf-8")
-    return Lark(
-        text,
-        parser="lalr",
-        lexer=_MasterLexer,
-        maybe_placeholders=True,
-        transformer=transformer,
-        cache=_cache_path(grammar, text),
-    )
-
-
-class _Builder(Transformer):  # type: ignore[type-arg]
-    """Callbacks that Lark calls on each reduction, plus the per-parse context they need.
-
-    The Lark parser holds on to its transformer, so the context (file name, problems found)
-    lives on the builder for the duration of one parse; a lock keeps threads apart.
+    The driver holds on to its builder, so the context (file name, problems found) lives on
+    the builder for the duration of one parse; a lock keeps threads apart.
     """
 
     grammar: str
 
     def __init__(self) -> None:
-        super().__init__()
         self._lock = threading.Lock()
-        self.lark = _build(self.grammar, self)
-        self.driver = _Driver(self.lark)
+        self.text = (GRAMMAR_DIR / self.grammar).read_text(encoding="utf-8")
+        self.tables = load_tables(self.grammar, self.text)
+        self.driver = Driver(self.tables, self)
+
+    @cached_property
+    def lark(self) -> Lark:
+        """A Lark parser for the grammar that lexes with the driver's lexer.
+
+        Not used for parsing: tests compare the lexer the driver runs (built from the saved
+        tables) with Lark's own through it.
+        """
+        from lark import Lark
+
+        lexer = _lark_lexer(self.driver.lexer)
+        return Lark(self.text, parser="lalr", lexer=lexer, maybe_placeholders=True)
+
+
+def _lark_lexer(lexer: Lexer) -> type[Any]:
+    """`lexer` behind Lark's lexer interface."""
+    from lark.lexer import Lexer as LarkLexer
+
+    class MasterLexer(LarkLexer):
+        __future_interface__ = 2
+
+        def __init__(self, conf: Any) -> None:
+            self._lexer = lexer
+
+        def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Any]:
+            source: Any = lexer_state.text
+            return self._lexer.lex(getattr(source, "text", source))
+
+    return MasterLexer
 
 
 @lru_cache(maxsize=None)
@@ -393,7 +197,7 @@ def _policy_builder() -> _PolicyBuilder:
 
 
 def _syntax_diagnostic(
-    exc: UnexpectedInput, lark: Lark, text: str, path: str, line0: int, column0: int
+    exc: SyntaxProblem, tables: Tables, text: str, path: str, line0: int, column0: int
 ) -> Diagnostic:
     line = exc.line if exc.line and exc.line > 0 else text.count("\n") + 1
     column = exc.column if exc.column and exc.column > 0 else 1
@@ -408,13 +212,10 @@ def _syntax_diagnostic(
         return Diagnostic(
             "error", _bad_character_message(text[exc.pos_in_stream or 0]), "syntax", span
         )
-    names: Iterable[str] = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ()
-    expected = _describe_expected(lark, names)
-    if isinstance(exc, UnexpectedEOF) or (
-        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
-    ):
-        return Diagnostic("error", f"unexpected end of file; expected {expected}", "syntax", span)
     assert isinstance(exc, UnexpectedToken)
+    expected = _describe_expected(tables, exc.expected)
+    if exc.token.type == "$END":
+        return Diagnostic("error", f"unexpected end of file; expected {expected}", "syntax", span)
     token = exc.token
     found = str(token)
     if found in RESERVED_WORDS and "NAME" in exc.expected:
@@ -470,18 +271,13 @@ _TERMINAL_WORDS = {
 }
 
 
-def _describe_expected(lark: Lark, names: Iterable[str]) -> str:
+def _describe_expected(tables: Tables, names: Iterable[str]) -> str:
     words: set[str] = set()
     for name in names:
         if name in _TERMINAL_WORDS:
             words.add(_TERMINAL_WORDS[name])
-            continue
-        try:
-            pattern = lark.get_terminal(name).pattern
-        except KeyError:
-            continue
-        if pattern.type == "str":
-            words.add(f"'{pattern.value}'")
+        elif name in tables.literals:
+            words.add(f"'{tables.literals[name]}'")
     ordered = sorted(words, key=lambda w: (not w.startswith("'"), w))
     if not ordered:
         return "something else"

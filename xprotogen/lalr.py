@@ -1,0 +1,463 @@
+"""A Lark-free run time for our LALR(1) grammars: lexer, parse loop and table cache.
+
+Lark stays the source of truth: it analyses `grammar/*.lark` and this module saves what the
+parse loop needs (the table, the terminals in Lark's lexer order, keyword lists, each rule's
+shape and callback name) in a small marshal file. Importing Lark and loading its own cache
+cost about 40 ms per run, which is most of a short `xsgen` run; loading this file costs about
+1 ms. Lark is imported only to (re)build the file when it is missing or stale.
+
+The reductions reproduce what Lark's tree builder does with `maybe_placeholders=True`:
+anonymous tokens are dropped unless the rule keeps them (`!rule`), `None` stands for a missing
+`[x]`, `_rule` children are inlined, and `?rule` passes a single child through.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+import sys
+import zlib
+from typing import Any, Callable, Iterable, Iterator
+
+# Bump whenever the layout of the saved tables or the way they are derived changes.
+_FORMAT = 1
+
+Callback = Callable[[list[Any]], Any]
+
+
+class Token(str):
+    """A token: its text (the string itself), terminal name and position (1-based)."""
+
+    __slots__ = (
+        "type",
+        "value",
+        "start_pos",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "end_pos",
+    )
+
+    type: str
+    value: str
+    start_pos: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    end_pos: int
+
+    @classmethod
+    def end_marker(cls, last: Token | None) -> Token:
+        """The `$END` token, placed on the last real token as Lark places it (or at 1:1)."""
+        token = str.__new__(cls, "")
+        token.type, token.value = "$END", ""
+        if last is None:
+            token.start_pos, token.line, token.column = 0, 1, 1
+            token.end_line, token.end_column, token.end_pos = 1, 1, 0
+        else:
+            token.start_pos, token.line, token.column = last.start_pos, last.line, last.column
+            token.end_line, token.end_column = last.end_line, last.end_column
+            token.end_pos = last.end_pos
+        return token
+
+
+class _Inlined:
+    """The children of a `_rule`, which the enclosing rule splices into its own."""
+
+    __slots__ = ("data", "children")
+
+    def __init__(self, data: str, children: list[Any]) -> None:
+        self.data = data
+        self.children = children
+
+
+class SyntaxProblem(Exception):
+    """Input the grammar does not accept, at `line`/`column` (1-based) and `pos_in_stream`."""
+
+    line: int
+    column: int
+    pos_in_stream: int
+
+
+class UnexpectedCharacters(SyntaxProblem):
+    """No terminal matches at `pos_in_stream` (same name and fields as Lark's error)."""
+
+    def __init__(self, text: str, pos: int, line: int, column: int) -> None:
+        super().__init__(f"no terminal matches {text[pos]!r} at line {line} column {column}")
+        self.pos_in_stream, self.line, self.column = pos, line, column
+
+
+class UnexpectedToken(SyntaxProblem):
+    """`token` is not allowed here; `expected` names the terminals that are."""
+
+    def __init__(self, token: Token, expected: set[str]) -> None:
+        super().__init__(f"unexpected token {token!r} at line {token.line}")
+        self.token, self.expected = token, expected
+        self.pos_in_stream, self.line, self.column = token.start_pos, token.line, token.column
+
+
+# --- the lexer -----------------------------------------------------------------------------
+
+
+class Lexer:
+    """Lark's basic lexer, done with one regex match per token and a keyword dict.
+
+    The terminals are Lark's, in the order Lark's basic lexer tries them, so both lexers give
+    the same tokens (a test compares them). Ignored terminals (whitespace, comments) are skipped
+    by the same match, as a prefix of the token: equivalent as long as no token can start
+    where an ignored terminal starts, which holds for both grammars. A string terminal that a
+    regex terminal matches in full (a keyword such as `message`, which NAME also matches) is
+    looked up after the regex terminal matched, as Lark's "unless" callbacks do it.
+    """
+
+    def __init__(self, pattern: str, skip: str, keywords: dict[str, dict[str, str]]) -> None:
+        self._pattern = re.compile(pattern)
+        self._skip = re.compile(skip)
+        self._keywords = keywords
+
+    def lex(self, text: str) -> Iterator[Token]:
+        """The tokens of `text`; raises `UnexpectedCharacters` where none matches."""
+        match = self._pattern.match
+        keywords = self._keywords
+        new_token = str.__new__
+        line, line_start, pos, end = 1, 0, 0, len(text)
+        while pos < end:
+            found = match(text, pos)
+            if found is None:
+                self._finish(text, pos, line, line_start)
+                return
+            kind = found.lastgroup
+            assert kind is not None
+            start = found.start(kind)
+            if start != pos and text.count("\n", pos, start):
+                line += text.count("\n", pos, start)
+                line_start = text.rindex("\n", pos, start) + 1
+            value = found.group(kind)
+            pos = found.end()
+            start_line, column = line, start - line_start + 1
+            if "\n" in value:
+                line += value.count("\n")
+                line_start = text.rindex("\n", start, pos) + 1
+            table = keywords.get(kind)
+            if table is not None:
+                kind = table.get(value, kind)
+            # Setting the slots directly skips a call per token: this runs thousands of times.
+            token = new_token(Token, value)
+            token.type = kind
+            token.value = value
+            token.start_pos = start
+            token.line = start_line
+            token.column = column
+            token.end_line = line
+            token.end_column = pos - line_start + 1
+            token.end_pos = pos
+            yield token
+
+    def _finish(self, text: str, pos: int, line: int, line_start: int) -> None:
+        """No token at `pos`: fine if only ignored text is left, else a lexical error."""
+        stop = self._skip.match(text, pos)
+        bad = stop.end() if stop is not None else pos
+        if bad == len(text):
+            return
+        newlines = text.count("\n", pos, bad)
+        if newlines:
+            line += newlines
+            line_start = text.rindex("\n", pos, bad) + 1
+        raise UnexpectedCharacters(text, bad, line, bad - line_start + 1)
+
+
+# --- the parse loop ------------------------------------------------------------------------
+
+
+class Driver:
+    """Runs an LALR(1) table: shift/reduce over the tokens, one callback per reduction.
+
+    Its syntax errors are `UnexpectedToken` with the same expected-terminal sets as Lark's.
+    """
+
+    def __init__(self, tables: Tables, builder: object) -> None:
+        self.lexer = Lexer(tables.pattern, tables.skip, tables.keywords)
+        callbacks = [_callback(builder, *rule) for rule in tables.rules]
+        sizes = [(rule[0], rule[1]) for rule in tables.rules]
+        # A shift is the next state (an int); a reduction is (size, rule name, callback).
+        self._states: dict[int, dict[str, Any]] = {
+            state: {
+                symbol: (action if action >= 0 else (*sizes[~action], callbacks[~action]))
+                for symbol, action in actions.items()
+            }
+            for state, actions in tables.states.items()
+        }
+        self._start = tables.start
+        self._end = tables.end
+
+    def parse(self, text: str) -> Any:
+        """The value the start rule's callback returns for `text`."""
+        states = self._states
+        state_stack = [self._start]
+        value_stack: list[Any] = []
+        token = None
+        for token in self.lexer.lex(text):
+            kind = token.type
+            while True:
+                try:
+                    action = states[state_stack[-1]][kind]
+                except KeyError:
+                    raise self._unexpected(token, state_stack[-1]) from None
+                if action.__class__ is int:
+                    state_stack.append(action)
+                    value_stack.append(token)
+                    break
+                # The reduction, written out: this loop runs thousands of times per file.
+                size, origin, callback = action
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                state_stack.append(states[state_stack[-1]][origin])
+                value_stack.append(callback(children))
+        end = Token.end_marker(token)
+        while True:
+            try:
+                size, origin, callback = states[state_stack[-1]]["$END"]
+            except KeyError:
+                raise self._unexpected(end, state_stack[-1]) from None
+            if size:
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                children = []
+            state_stack.append(states[state_stack[-1]][origin])
+            value_stack.append(callback(children))
+            if state_stack[-1] == self._end:
+                return value_stack[-1]
+
+    def _unexpected(self, token: Token, state: int) -> UnexpectedToken:
+        expected = {symbol for symbol in self._states[state] if symbol.isupper()}
+        return UnexpectedToken(token, expected)
+
+
+def _callback(
+    builder: object,
+    size: int,
+    origin: str,
+    name: str,
+    expand_single: bool,
+    include: tuple[tuple[int, bool, int], ...] | None,
+    append_none: int,
+) -> Callback:
+    """The reduction for one rule, shaping its children as Lark's tree builder would."""
+    user: Callback | None = getattr(builder, name, None)
+    call: Callback = user if user is not None else (lambda children: _Inlined(name, children))
+    if expand_single:
+        inner = call
+
+        def call(children: list[Any]) -> Any:
+            return children[0] if len(children) == 1 else inner(children)
+
+    if include is None:
+        return call
+    if not any(expand or nones for _, expand, nones in include) and not append_none:
+        picked = tuple(at for at, _, _ in include)
+        if len(picked) == 1:
+            (only,) = picked
+            return lambda children: call([children[only]])
+        return lambda children: call([children[at] for at in picked])
+    spec = include
+    padding = [None] * append_none
+
+    def filtered(children: list[Any]) -> Any:
+        kept: list[Any] = []
+        for at, expand, nones in spec:
+            if nones:
+                kept += [None] * nones
+            if expand:
+                kept += children[at].children
+            else:
+                kept.append(children[at])
+        if padding:
+            kept += padding
+        return call(kept)
+
+    return filtered
+
+
+# --- the tables and their cache ------------------------------------------------------------
+
+
+class Tables:
+    """What the run time needs from Lark's analysis of one grammar (plain data, marshal-able).
+
+    `rules[i]` is (size, origin, callback name, expand single child, children to include as
+    (index, inline it, Nones before it) or None to pass all, Nones to append); in `states`, an
+    action >= 0 shifts to that state and an action < 0 reduces by rule `~action`. `literals`
+    maps each string terminal to its text, for error messages.
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.grammar: str = data["grammar"]
+        self.pattern: str = data["pattern"]
+        self.skip: str = data["skip"]
+        self.keywords: dict[str, dict[str, str]] = data["keywords"]
+        self.literals: dict[str, str] = data["literals"]
+        self.rules: list[tuple[Any, ...]] = data["rules"]
+        self.states: dict[int, dict[str, int]] = data["states"]
+        self.start: int = data["start"]
+        self.end: int = data["end"]
+        self.data = data
+
+
+def load_tables(name: str, grammar: str) -> Tables:
+    """The tables for `grammar` (the text of grammar file `name`), from the cache if current.
+
+    The cache file lives in the user's cache directory, so it works from a checkout and from
+    an installed wheel alike; its name carries a checksum of the grammar, the format and the
+    Python version (marshal's format), and the file holds the full grammar text, which must
+    match. If it is missing or stale Lark builds the tables and they are saved; when nothing
+    can be written they are just used.
+    """
+    path = _cache_file(name, grammar)
+    try:
+        with open(path, "rb") as stream:
+            data = marshal.load(stream)
+        if isinstance(data, dict) and data.get("grammar") == grammar:
+            return Tables(data)
+    except (OSError, EOFError, ValueError, TypeError, KeyError):
+        pass  # missing, unreadable or damaged: rebuilt below
+    tables = build_tables(grammar)
+    _save(path, tables.data)
+    return tables
+
+
+def _cache_file(name: str, grammar: str) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "xprotogen")
+    stem = name.rsplit(".", 1)[0]
+    checksum = zlib.crc32(f"{_FORMAT}:{sys.version_info[:2]}:{grammar}".encode("utf-8"))
+    return os.path.join(folder, f"{stem}-{checksum:08x}.tables")
+
+
+def _save(path: str, data: dict[str, Any]) -> None:
+    """Write atomically (parallel runs may race); a read-only cache is not an error."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as stream:
+            marshal.dump(data, stream)
+        os.replace(temporary, path)
+    except (OSError, ValueError):
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+# --- building the tables with Lark (only when the cache is missing or stale) ---------------
+
+
+def build_tables(grammar: str) -> Tables:
+    """Run Lark's LALR analysis of `grammar` and keep what `Driver` and `Lexer` need."""
+    from lark import Lark
+    from lark.parse_tree_builder import (
+        ChildFilterLALR,
+        ChildFilterLALR_NoPlaceholders,
+        maybe_create_child_filter,
+    )
+
+    lark = Lark(grammar, parser="lalr", lexer="basic", maybe_placeholders=True)
+    table = lark.parser.parser.parser.parse_table
+    rules: list[tuple[Any, ...]] = []
+    index: dict[Any, int] = {}
+    for rule in lark.rules:
+        options = rule.options
+        made = maybe_create_child_filter(
+            rule.expansion, options.keep_all_tokens, False, list(options.empty_indices)
+        )
+        include: tuple[tuple[int, bool, int], ...] | None
+        if made is None:
+            include, append_none = None, 0
+        elif made.func is ChildFilterLALR:
+            include = tuple((i, bool(x), int(n)) for i, x, n in made.args[0])
+            append_none = int(made.args[1])
+        else:
+            assert made.func is ChildFilterLALR_NoPlaceholders, made
+            include, append_none = tuple((i, bool(x), 0) for i, x in made.args[0]), 0
+        name = rule.alias or options.template_source or rule.origin.name
+        expand_single = bool(options.expand1 and not rule.alias)
+        index[rule] = len(rules)
+        rules.append(
+            # Lark's names may be `str` subclasses, which marshal refuses.
+            (len(rule.expansion), str(rule.origin.name), str(name), expand_single)
+            + (include, append_none)
+        )
+    states = {
+        int(state): {
+            str(symbol): (int(arg) if action.name == "Shift" else ~index[arg])
+            for symbol, (action, arg) in actions.items()
+        }
+        for state, actions in table.states.items()
+    }
+    (start,) = table.start_states
+    pattern, skip, keywords = lexer_spec(lark.lexer_conf.terminals, lark.lexer_conf.ignore)
+    literals = {
+        str(t.name): str(t.pattern.value)
+        for t in lark.lexer_conf.terminals
+        if t.pattern.type == "str"
+    }
+    return Tables(
+        {
+            "grammar": grammar,
+            "pattern": pattern,
+            "skip": skip,
+            "keywords": keywords,
+            "literals": literals,
+            "rules": rules,
+            "states": states,
+            "start": int(table.start_states[start]),
+            "end": int(table.end_states[start]),
+        }
+    )
+
+
+def lexer_spec(
+    terminals: Iterable[Any], ignore: Iterable[str]
+) -> tuple[str, str, dict[str, dict[str, str]]]:
+    """From Lark's terminal definitions: the token regex, the skip regex and the keywords."""
+    ordered = sorted(
+        terminals,
+        key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+    )
+    ignored_names = set(ignore)
+    ignored = [t for t in ordered if t.name in ignored_names]
+    regex_terminals = [t for t in ordered if t.pattern.type != "str"]
+    keywords: dict[str, dict[str, str]] = {}
+    scanned = []
+    for terminal in ordered:
+        owner = _keyword_owner(terminal, regex_terminals)
+        if owner is not None:
+            keywords.setdefault(owner, {})[str(terminal.pattern.value)] = str(terminal.name)
+        elif terminal.name not in ignored_names:
+            scanned.append(terminal)
+    # Possessive: once ignored text is skipped it is never given back to become tokens.
+    skip = "(?:" + "|".join(t.pattern.to_regexp() for t in ignored) + ")*+" if ignored else ""
+    tokens = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
+    return f"{skip}(?:{tokens})", skip, keywords
+
+
+def _keyword_owner(terminal: Any, regex_terminals: list[Any]) -> str | None:
+    """The regex terminal that swallows this string terminal whole, if any."""
+    if terminal.pattern.type != "str":
+        return None
+    word = terminal.pattern.value
+    for candidate in regex_terminals:
+        if candidate.priority != terminal.priority:
+            continue
+        found = re.match(candidate.pattern.to_regexp(), word)
+        if found is not None and found.group() == word:
+            return str(candidate.name)
+    return None
