@@ -7,13 +7,11 @@ first. A stop request lets the steps in flight finish and starts nothing new.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from .backoff import BackoffPolicy, wall_clock
@@ -24,6 +22,7 @@ from .engines.sync import PassReport, SyncEngine
 from .events import EventStep
 from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
+from .model_deps import ModelDepsError, load_model_deps
 from .planner import ModelDeps
 from .policy import Policy
 from .pullstep import PullStep
@@ -185,27 +184,10 @@ def _check_observed_models(steps: list[type[SyncStep]], models: set[str]) -> Non
 
 
 def _model_deps(config: Config, schema: Any) -> ModelDeps:
-    if config.dependency_graph is None:
-        from xprotogen.targets.deps import model_deps
-
-        return model_deps(schema)
-    path = Path(config.dependency_graph)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"{config.path}: dependency_graph: cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(edges, list)
-        and all(
-            isinstance(e, list) and len(e) == 3 and all(isinstance(s, str) for s in e)
-            for e in edges
-        )
-        for edges in data.values()
-    ):
-        raise StartupError(
-            f'{path}: not a model-deps file: expected {{"Model": [["Peer", "src", "dst"], ...]}}'
-        )
-    return data
+        return load_model_deps(config, schema)
+    except ModelDepsError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _check_core_version(config: Config, store: Store) -> None:

@@ -8,7 +8,6 @@ stderr and a non-zero exit; `UiServer` is the same server for tests, in a thread
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import threading
@@ -20,10 +19,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from xprotogen.diagnostics import XprotoError
-from xprotogen.schema import Schema
 
 from ..config import Config, ConfigError, load_config
 from ..connect import ModelAccessor, connect
+from ..model_deps import ModelDepsError, load_model_deps
 from ..planner import ModelDeps
 from ..store.base import StoreError
 from .app import create_app
@@ -153,29 +152,11 @@ def _app_from_config(
     return accessor, app
 
 
-def _model_deps(config: Config, schema: Schema) -> ModelDeps:
-    """The config's dependency_graph file, or the graph derived from the models."""
-    path = config.dependency_graph
-    if path is None:
-        from xprotogen.targets.deps import model_deps
-
-        return model_deps(schema)
+def _model_deps(config: Config, schema: Any) -> ModelDeps:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UiError(f"{config.path}: dependency_graph: cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(edges, list)
-        and all(
-            isinstance(e, list) and len(e) == 3 and all(isinstance(s, str) for s in e)
-            for e in edges
-        )
-        for edges in data.values()
-    ):
-        raise UiError(
-            f'{path}: not a model-deps file: expected {{"Model": [["Peer", "src", "dst"], ...]}}'
-        )
-    return data
+        return load_model_deps(config, schema)
+    except ModelDepsError as exc:
+        raise UiError(str(exc)) from None
 
 
 def bind(host: str, port: int) -> socket.socket:
