@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 from functools import lru_cache
 
@@ -129,7 +130,10 @@ formulas = st.recursive(
     ),
     max_leaves=8,
 )
-lambdas = st.from_regex(r"lambda [a-z]{1,3}: [a-z]{1,3}(\.[a-z]{1,4})?", fullmatch=True)
+# Short lower-case words can be Python keywords ("as", "in", "if"), which no lambda may use.
+lambdas = st.from_regex(r"lambda [a-z]{1,3}: [a-z]{1,3}(\.[a-z]{1,4})?", fullmatch=True).filter(
+    lambda code: not any(keyword.iskeyword(word) for word in re.findall(r"[a-z]+", code[6:]))
+)
 
 top_level = st.one_of(
     messages,

@@ -4,17 +4,96 @@ Every node is a frozen dataclass that carries the `Span` it came from. Spans are
 excluded from equality so that two trees parsed from differently laid-out text
 compare equal when they say the same thing.
 
-The classes are not slotted: `slots=True` makes `dataclass` build every class twice,
-which doubled this module's import time, and import time is most of a CLI run.
+Import time is most of a CLI run, and `dataclasses` compiles each generated method
+separately. So the nodes are declared with `@node`, which type checkers treat as a frozen
+dataclass (PEP 681) and which builds the same methods for all classes in one compilation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Callable, Literal, TypeVar, Union, dataclass_transform
+
+_T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+class FrozenInstanceError(AttributeError):
+    """Raised on an attempt to change a node: the tree is immutable."""
+
+
+class _FieldSpec:
+    __slots__ = ("default", "compare")
+
+    def __init__(self, default: Any, compare: bool) -> None:
+        self.default = default
+        self.compare = compare
+
+
+def field(*, default: Any, compare: bool = True, repr: bool = True) -> Any:  # noqa: A002
+    """A field with a default; `compare=False` leaves it out of ==, hash and repr."""
+    return _FieldSpec(default, compare and repr)
+
+
+_PENDING: list[type] = []
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def node(cls: type[_T]) -> type[_T]:
+    """Declare a frozen node class; its methods are made by `_build_nodes` below."""
+    _PENDING.append(cls)
+    return cls
+
+
+def _frozen(self: object, name: str, value: object = None) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r} of an immutable node")
+
+
+def _build_nodes() -> None:
+    """Write __init__, __eq__, __hash__ and __repr__ of every pending class in one go."""
+    namespace: dict[str, Any] = {"_set": object.__setattr__}
+    lines: list[str] = []
+    plans: list[tuple[type, list[str], list[str]]] = []
+    for index, cls in enumerate(_PENDING):
+        names = list(cls.__dict__.get("__annotations__", {}))
+        params, compared = [], []
+        for name in names:
+            declared = cls.__dict__.get(name, _PENDING)
+            spec = declared if isinstance(declared, _FieldSpec) else None
+            default = spec.default if spec else declared
+            if default is _PENDING:
+                params.append(name)
+            else:
+                namespace[f"_d{index}_{name}"] = default
+                params.append(f"{name}=_d{index}_{name}")
+                if hasattr(cls, name):
+                    delattr(cls, name)
+            if spec is None or spec.compare:
+                compared.append(name)
+        own = ", ".join(f"self.{n}" for n in compared) + ("," if len(compared) == 1 else "")
+        other = ", ".join(f"other.{n}" for n in compared) + ("," if len(compared) == 1 else "")
+        shown = ", ".join(f"{n}={{self.{n}!r}}" for n in compared)
+        lines += [
+            f"def _init{index}(self, {', '.join(params)}):",
+            *(f"    _set(self, {n!r}, {n})" for n in names),
+            f"def _eq{index}(self, other):",
+            "    if other.__class__ is not self.__class__:",
+            "        return NotImplemented",
+            f"    return ({own}) == ({other})",
+            f"def _hash{index}(self):",
+            f"    return hash(({own}))",
+            f"def _repr{index}(self):",
+            f"    return f'{cls.__name__}({shown})'",
+        ]
+        plans.append((cls, names, compared))
+    exec(compile("\n".join(lines), __file__ + ":nodes", "exec"), namespace)  # noqa: S102
+    for index, (cls, _, _) in enumerate(plans):
+        for method in ("init", "eq", "hash", "repr"):
+            setattr(cls, f"__{method}__", namespace[f"_{method}{index}"])
+        setattr(cls, "__setattr__", _frozen)
+        setattr(cls, "__delattr__", _frozen)
+    _PENDING.clear()
+
+
+@node
 class Span:
     """Where a node starts in its source file (1-based line and column)."""
 
@@ -30,17 +109,18 @@ class Span:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+_build_nodes()  # Span first: NOWHERE below is the default span of every other node.
 NOWHERE = Span("<generated>", 0, 0)
 
 
-def _span() -> Span:
+def _span() -> Any:
     return field(default=NOWHERE, compare=False, repr=False)
 
 
 ValueKind = Literal["string", "number", "bool", "name"]
 
 
-@dataclass(frozen=True)
+@node
 class Value:
     """An option value as written: its kind and its exact source text.
 
@@ -85,7 +165,7 @@ def _unescape(body: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@node
 class Option:
     """`name = value`: a file or message option, or a field directive."""
 
@@ -94,7 +174,7 @@ class Option:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class DottedName:
     """A possibly package-qualified name such as `xos.core.Instance`."""
 
@@ -110,7 +190,7 @@ class DottedName:
         return self.text.rpartition(".")[0]
 
 
-@dataclass(frozen=True)
+@node
 class ScalarField:
     modifier: str
     type: str
@@ -124,7 +204,7 @@ class ScalarField:
 LinkType = Literal["manytoone", "manytomany", "onetoone"]
 
 
-@dataclass(frozen=True)
+@node
 class LinkField:
     """`modifier linktype name->Peer[/Through][:reverse] = n[:rid] [options]`."""
 
@@ -141,14 +221,14 @@ class LinkField:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class EnumValue:
     name: str
     number: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Enum:
     name: str
     values: tuple[EnumValue, ...] = ()
@@ -156,21 +236,21 @@ class Enum:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Extensions:
     start: str
     end: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Extend:
     name: str
     body: tuple[MessageItem, ...] = ()
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Message:
     """A model. `bases` is None without parentheses, `()` for an empty list."""
 
@@ -199,7 +279,7 @@ MessageItem = Union[ScalarField, LinkField, Enum, Option, Message, Extensions, E
 # --- the policy (first-order logic) sub-language ---------------------------------------
 
 
-@dataclass(frozen=True)
+@node
 class Term:
     """A constant, a dotted symbol, `True`/`False`, a number or a quoted string."""
 
@@ -207,7 +287,7 @@ class Term:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class PythonEscape:
     """`{{ expression }}`: Python evaluated as is."""
 
@@ -215,7 +295,7 @@ class PythonEscape:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class PolicyCall:
     """`*policy(field)`: apply another policy to the object a field points at."""
 
@@ -224,13 +304,13 @@ class PolicyCall:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Not:
     operand: Formula
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Compare:
     op: Literal["=", "in"]
     left: Operand
@@ -238,7 +318,7 @@ class Compare:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Connective:
     op: Literal["&", "|", "->"]
     left: Formula
@@ -246,7 +326,7 @@ class Connective:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Quantifier:
     kind: Literal["forall", "exists"]
     variable: str
@@ -258,14 +338,14 @@ Operand = Union[Term, PythonEscape, PolicyCall]
 Formula = Union[Operand, Not, Compare, Connective, Quantifier]
 
 
-@dataclass(frozen=True)
+@node
 class PolicyDef:
     name: str
     formula: Formula
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class LambdaDef:
     """`map NAME <lambda ...>` or `reduce NAME <lambda ...>`; kept as source text."""
 
@@ -278,7 +358,7 @@ class LambdaDef:
 # --- file level ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@node
 class Rpc:
     name: str
     request: str
@@ -286,20 +366,20 @@ class Rpc:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Service:
     name: str
     rpcs: tuple[Rpc, ...] = ()
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Package:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@node
 class Import:
     path: str
     span: Span = _span()
@@ -308,7 +388,7 @@ class Import:
 TopLevel = Union[Message, Extend, Enum, PolicyDef, LambdaDef, Service, Import, Package, Option]
 
 
-@dataclass(frozen=True)
+@node
 class File:
     path: str
     items: tuple[TopLevel, ...] = ()
@@ -317,3 +397,6 @@ class File:
     @property
     def messages(self) -> tuple[Message, ...]:
         return tuple(item for item in self.items if isinstance(item, Message))
+
+
+_build_nodes()
