@@ -1,13 +1,71 @@
 #!/usr/bin/env bash
-# What `make demo` shows: the toolchain on a real service model.
-set -uo pipefail
+# What `make demo` shows: two services scaffolded by `xsgen scaffold`, filled in, and run.
+# Everything is written under examples/build/ (gitignored); no process outlives the script.
+set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-CORE=../shared/corpus/xproto/core.xproto
-SERVICE=examples/hello/hello.xproto
-echo "== xsgen deps $SERVICE"
-$BIN/xsgen deps "$SERVICE"
-echo
-echo "== xsgen lint $SERVICE"
-$BIN/xsgen lint "$SERVICE" && echo "(clean)"
-exit 0
+CORPUS=../shared/corpus/xproto
+BUILD=examples/build
+rm -rf "$BUILD"
+mkdir -p "$BUILD"
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Scaffold $2.. into $BUILD/$1, copy in the example's filled-in code, quiet the logs.
+scaffold() {
+    local name=$1; shift
+    say "xsgen scaffold $* -o $BUILD/$name"
+    "$BIN/xsgen" scaffold "$@" -o "$BUILD/$name" | tail -n 1
+    for dir in steps event_steps; do
+        if [ -d "examples/$name/$dir" ]; then cp "examples/$name/$dir"/*.py "$BUILD/$name/$dir/"; fi
+    done
+    # The run's log goes to a file, so that the status tables below stay readable.
+    sed -i 's|^  destination: stderr|  destination: sync.log|' "$BUILD/$name/config.yaml"
+}
+
+run_and_show() {
+    local config=$1
+    say "xsync run $config --until-idle"
+    "$BIN/xsync" run "$config" --until-idle --timeout 30
+    say "xsync status $config"
+    "$BIN/xsync" status "$config"
+}
+
+# --- hello: a 3-level chain, a failure held back, backoff, an event step -------------------
+scaffold hello "$CORPUS/core.xproto" examples/hello/hello.xproto
+say "populate: objects, and one greeting from an event"
+"$BIN/python" examples/hello/populate.py "$BUILD/hello/config.yaml"
+run_and_show "$BUILD/hello/config.yaml"
+say "why: each object's backend_status"
+"$BIN/python" examples/show_objects.py "$BUILD/hello/config.yaml" Country Greeting
+say "backend after the first run"
+ls "$BUILD/hello/backend"
+say "2 s later the failures are due again: they fail again and back off for longer"
+sleep 2.2
+run_and_show "$BUILD/hello/config.yaml"
+
+# --- simpleexampleservice from the corpus, on core.xproto ---------------------------------
+scaffold simpleexample "$CORPUS/core.xproto" "$CORPUS/simpleexampleservice.xproto"
+# ServiceInstanceWithCompute2 is the base of SimpleExampleServiceInstance: a step for the base
+# would also receive every instance, under the base's name and dependencies. Only the leaf
+# needs one here.
+rm "$BUILD/simpleexample/steps/sync_serviceinstancewithcompute2.py"
+say "populate"
+"$BIN/python" examples/simpleexample/populate.py "$BUILD/simpleexample/config.yaml"
+run_and_show "$BUILD/simpleexample/config.yaml"
+"$BIN/python" examples/show_objects.py "$BUILD/simpleexample/config.yaml" ColorNew SimpleExampleServiceInstance
+for page in "$BUILD"/simpleexample/site/*.html; do echo "$page: $(cat "$page")"; done
+
+# --- the generated tests and the regeneration check ------------------------------------------
+say "the generated tests of hello (as generated, on a fresh store)"
+"$BIN/xsgen" scaffold "$CORPUS/core.xproto" examples/hello/hello.xproto -o "$BUILD/hello-pristine" >/dev/null
+"$BIN/python" -m pytest -q -p no:cacheprovider "$BUILD/hello-pristine/tests" | tail -n 1
+say "xsgen scaffold --check: in sync"
+"$BIN/xsgen" scaffold "$CORPUS/core.xproto" examples/hello/hello.xproto -o "$BUILD/hello" --check && echo "(in sync: exit 0)"
+
+say "the dependency graph of hello (Mermaid; xsgen graph --format svg draws it with Graphviz)"
+"$BIN/xsgen" graph examples/hello/hello.xproto --format mermaid
+if command -v dot >/dev/null; then
+    "$BIN/xsgen" graph examples/hello/hello.xproto --format svg -o "$BUILD/hello/model-deps.svg"
+    echo "(drawn to $BUILD/hello/model-deps.svg)"
+fi

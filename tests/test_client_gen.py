@@ -254,7 +254,7 @@ def test_every_corpus_file_gives_a_client_with_one_class_per_concrete_model(name
     schema = load_schema(files)
     classes = build_client(schema)
     concrete = [m.name for m in schema.models if not m.options.flag("abstract")]
-    assert [c.name for c in classes] == concrete
+    assert [c.name for c in classes] == list(dict.fromkeys(concrete))  # a repeated name: the first
     # black is slow on 30 files; the formatted output is checked once above.
     compile(
         render("client/models.py.j2", classes=classes, sources=name, uses_any=True),

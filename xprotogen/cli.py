@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .diagnostics import XprotoError, format_with_source
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -51,18 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     _files_argument(client)
     client.add_argument("-o", "--output", metavar="OUT.py", help="write to OUT.py instead of stdout")
     client.set_defaults(run=_run_client)
+
+    scaffold = commands.add_parser("scaffold", help="write a runnable synchronizer project for a service")
+    _files_argument(scaffold)
+    scaffold.add_argument("-o", "--output", metavar="DIR", required=True, help="the project directory")
+    scaffold.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 listing what would change"
+    )
+    scaffold.set_defaults(run=_run_scaffold)
+
+    graph = commands.add_parser("graph", help="draw the model dependency graph")
+    _files_argument(graph)
+    graph.add_argument("--format", choices=("dot", "mermaid", "svg"), default="dot")
+    graph.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    graph.set_defaults(run=_run_graph)
     return parser
 
 
 def _run_deps(args: argparse.Namespace) -> int:
-    from .loader import load_schema
     from .output import emit
     from .targets.deps import render_model_deps
 
-    schema = load_schema(args.files)
-    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
-    if fatal:
-        raise XprotoError(fatal)
+    schema = _load_for_target(args.files)
     emit(render_model_deps(schema), args.output)
     return EXIT_OK
 
@@ -71,15 +84,22 @@ def _run_deps(args: argparse.Namespace) -> int:
 _FATAL_FOR_TARGETS = frozenset({"inheritance-cycle", "reverse-id-range", "empty-bases", "undefined-policy", "unsupported"})
 
 
-def _run_proto(args: argparse.Namespace) -> int:
-    from .compile_proto import ProtoCompileError
+def _load_for_target(files: Sequence[str]) -> Schema:
+    """The schema of `files`, refusing the problems that would make any generated output wrong."""
     from .loader import load_schema
-    from .targets.proto import write_proto
 
-    schema = load_schema(args.files)
+    schema = load_schema(files)
     fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
     if fatal:
         raise XprotoError(fatal)
+    return schema
+
+
+def _run_proto(args: argparse.Namespace) -> int:
+    from .compile_proto import ProtoCompileError
+    from .targets.proto import write_proto
+
+    schema = _load_for_target(args.files)
     try:
         output = write_proto(schema, args.output, compile=not args.no_compile)
     except ProtoCompileError as exc:
@@ -90,15 +110,52 @@ def _run_proto(args: argparse.Namespace) -> int:
 
 
 def _run_client(args: argparse.Namespace) -> int:
-    from .loader import load_schema
     from .output import emit
     from .targets.client import render_client
 
-    schema = load_schema(args.files)
-    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
-    if fatal:
-        raise XprotoError(fatal)
+    schema = _load_for_target(args.files)
     emit(render_client(schema), args.output)
+    return EXIT_OK
+
+
+def _run_scaffold(args: argparse.Namespace) -> int:
+    from .compile_proto import ProtoCompileError
+    from .targets.scaffold import ScaffoldError, compare, plan_scaffold, write_scaffold
+
+    schema = _load_for_target(args.files)
+    try:
+        plan = plan_scaffold(schema, args.files)
+    except (ScaffoldError, ProtoCompileError) as exc:
+        print(f"xsgen: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.check:
+        drift = compare(plan, args.output)
+        for line in drift.lines():
+            print(line)
+        return EXIT_FAILED if drift else EXIT_OK
+    result = write_scaffold(plan, args.output)
+    for path in result.written:
+        print(f"wrote {path}")
+    for path in result.removed:
+        print(f"removed {path}")
+    print(
+        f"{args.output}: {len(result.written)} written, {len(result.kept)} of yours kept, "
+        f"{len(result.removed)} removed"
+    )
+    return EXIT_OK
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    from .output import emit
+    from .targets.graph import GraphvizFailed, GraphvizMissing, render_graph
+
+    schema = _load_for_target(args.files)
+    try:
+        text = render_graph(schema, args.format)
+    except (GraphvizMissing, GraphvizFailed) as exc:
+        print(f"xsgen: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    emit(text, args.output)
     return EXIT_OK
 
 

@@ -56,9 +56,13 @@ def build_client(schema: Schema) -> list[ClientClass]:
     """The classes to generate, checked; raises `XprotoError` naming each unusable name."""
     classes: list[ClientClass] = []
     problems: list[Diagnostic] = []
+    seen: set[str] = set()
     for model in schema.models:
         if model.options.flag("abstract"):
             continue
+        if model.name in seen:
+            continue  # a repeated name: the first definition wins, as in the store and the API
+        seen.add(model.name)
         try:
             spec = model_spec(model)
         except SpecError as exc:

@@ -1,0 +1,119 @@
+"""The model dependency graph as a picture: Graphviz DOT, Mermaid, or SVG through `dot`.
+
+The graph is the one `xsgen deps` prints: a node per model, an edge from a model to each
+model it links to, labelled with the link field. An edge points from the dependent to what
+it depends on, so the synchronizer runs the targets of the arrows first.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Literal
+
+from ..schema import Schema
+from .deps import model_deps
+
+GraphFormat = Literal["dot", "mermaid", "svg"]
+_DOT_TIMEOUT_SECONDS = 60
+
+
+class GraphvizMissing(Exception):
+    """SVG was asked for, but Graphviz's `dot` is not installed."""
+
+
+class GraphvizFailed(Exception):
+    """`dot` ran and refused the graph; the message is its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """`source` depends on `target` through the link field `label`."""
+
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    nodes: tuple[str, ...]
+    edges: tuple[Edge, ...]
+
+
+def build_graph(schema: Schema) -> Graph:
+    """Nodes in schema order (then peers that are not models of the schema), edges as in model-deps."""
+    deps = model_deps(schema)
+    edges = tuple(
+        Edge(model, peer, field) for model, links in deps.items() for peer, field, _ in links
+    )
+    nodes = dict.fromkeys(deps)
+    nodes.update(dict.fromkeys(e.target for e in edges))
+    return Graph(tuple(nodes), edges)
+
+
+def render_dot(graph: Graph) -> str:
+    lines = [
+        "digraph model_deps {",
+        "    rankdir=LR;",
+        '    node [shape=box, fontname="Helvetica"];',
+        '    edge [fontname="Helvetica", fontsize=10];',
+    ]
+    lines.extend(f"    {_dot_id(node)};" for node in graph.nodes)
+    lines.extend(
+        f"    {_dot_id(e.source)} -> {_dot_id(e.target)} [label={_dot_id(e.label)}];"
+        for e in graph.edges
+    )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_mermaid(graph: Graph) -> str:
+    # Node ids get a prefix: a model named `end` or `graph` would otherwise be a keyword.
+    ids = {node: f"m{index}" for index, node in enumerate(graph.nodes)}
+    lines = ["flowchart LR"]
+    lines.extend(f'    {ids[node]}["{_mermaid_text(node)}"]' for node in graph.nodes)
+    lines.extend(
+        f'    {ids[e.source]} -->|"{_mermaid_text(e.label)}"| {ids[e.target]}' for e in graph.edges
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def render_svg(graph: Graph) -> str:
+    """The DOT text laid out by Graphviz; `GraphvizMissing` when `dot` is not installed."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise GraphvizMissing(
+            "svg needs Graphviz's `dot`, which is not installed "
+            "(apt-get install graphviz); --format dot or mermaid work without it"
+        )
+    done = subprocess.run(
+        [dot, "-Tsvg"],
+        input=render_dot(graph),
+        capture_output=True,
+        text=True,
+        timeout=_DOT_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise GraphvizFailed(f"dot failed: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def render_graph(schema: Schema, output_format: GraphFormat) -> str:
+    """The graph of `schema` as text in `output_format`."""
+    graph = build_graph(schema)
+    if output_format == "svg":
+        return render_svg(graph)
+    if output_format == "mermaid":
+        return render_mermaid(graph)
+    return render_dot(graph)
