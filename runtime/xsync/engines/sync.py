@@ -69,6 +69,20 @@ class _Work:
     deleting: bool = False
 
 
+def _add_work(
+    by_id: dict[int, _Work], obj: Any, model: str, step_class: type[SyncStep], deletion: bool
+) -> None:
+    """Record that `step_class` wants `obj`; of several views of one object keep the leaf's."""
+    entry = by_id.get(int(obj.id))
+    if entry is None:
+        by_id[int(obj.id)] = _Work(obj, [step_class], model, int(obj.id), deletion)
+        return
+    if step_class not in entry.steps:
+        entry.steps.append(step_class)
+    if model != entry.model and getattr(obj, "leaf_model_name", None) == model:
+        entry.obj, entry.model = obj, model
+
+
 class SyncEngine:
     """Runs sync passes for a set of steps against a store. Safe to reuse across passes."""
 
@@ -120,7 +134,8 @@ class SyncEngine:
     ) -> dict[Key, Outcome]:
         work = self._fetch(deletion, report)
         now = self.clock()
-        items = [self._plan_item(key, w, now, report) for key, w in work.items()]
+        key_of_id = {key[1]: key for key in work}
+        items = [self._plan_item(key, w, now, report, key_of_id) for key, w in work.items()]
         self._publish_queue(work, items)
         resolve = None if deletion else self._resolver({w.model for w in work.values()})
         plan = plan_sync(items, deletion=deletion, resolve=resolve)
@@ -133,7 +148,7 @@ class SyncEngine:
 
     def _fetch(self, deletion: bool, report: PassReport) -> dict[Key, _Work]:
         """Pending objects of every step, one entry per object (several steps may share it)."""
-        work: dict[Key, _Work] = {}
+        by_id: dict[int, _Work] = {}
         for step_class in self.steps:
             try:
                 # The step's own __init__ is user code too: inside the try.
@@ -153,13 +168,10 @@ class SyncEngine:
                 model = _model_of(obj)
                 if deletion and self.hold_deletion is not None and self.hold_deletion(model, obj):
                     continue
-                key = (model, int(obj.id))
-                entry = work.get(key)
-                if entry is None:
-                    work[key] = _Work(obj, [step_class], model, key[1], deletion)
-                elif step_class not in entry.steps:
-                    entry.steps.append(step_class)
-        return work
+                _add_work(by_id, obj, model, step_class, deletion)
+        # Ids are unique across models, so an object fetched through a base model and through
+        # its own model is one piece of work: keyed by its leaf model, run by both steps.
+        return {(w.model, w.id): w for w in by_id.values()}
 
     def _pending(self, models: Sequence[str], deleted: bool) -> list[Any]:
         query = PendingQuery.DELETED_OBJECTS if deleted else PendingQuery.DIRTY_OBJECTS
@@ -169,7 +181,9 @@ class SyncEngine:
             for record in self.store.pending(model, query)
         ]
 
-    def _plan_item(self, key: Key, work: _Work, now: float, report: PassReport) -> PlanItem:
+    def _plan_item(
+        self, key: Key, work: _Work, now: float, report: PassReport, key_of_id: dict[int, Key]
+    ) -> PlanItem:
         register = Register.parse(getattr(work.obj, "backend_register", None))
         due = register.is_due(now)
         if not due:
@@ -179,6 +193,9 @@ class SyncEngine:
                 else min(report.next_retry, register.next_run)
             )
         links = self.links.links_of(work.model, lambda name: getattr(work.obj, name, None))
+        # A link names its peer's declared model (Service); the pending object may be a
+        # subclass (VSGService) with the same id.
+        links = tuple(key_of_id.get(peer_id, (peer, peer_id)) for peer, peer_id in links)
         return PlanItem(key, links, runnable=due)
 
     def _resolver(self, pending_models: set[str]) -> Callable[[Key], Sequence[Key] | None]:
