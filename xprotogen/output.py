@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def write_atomically(path: str | Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same directory."""
+    # Imported here: most runs print to stdout, and these cost a CLI run several milliseconds.
+    import tempfile
+    from pathlib import Path
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
