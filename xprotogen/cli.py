@@ -6,21 +6,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from .cliargs import ArgumentParser as _ArgumentParser
+from .cliargs import UsageError as _UsageError
 from .diagnostics import XprotoError, format_with_source
 
 if TYPE_CHECKING:
     from .schema import Schema
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
 
 
 def _files_argument(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,9 @@ import sys
 from types import FrameType
 from typing import Any, Callable, Sequence
 
+from xprotogen.cliargs import ArgumentParser as _ArgumentParser
+from xprotogen.cliargs import UsageError as _UsageError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Sub-commands other modules provide: name -> (module, function taking the remaining args, help).
@@ -24,15 +27,6 @@ _DELEGATED = {
     "core": ("xsync.grpc.serve_cli", "run_core", "serve the models over gRPC (the core)"),
     "ui": ("xsync.ui", "run_ui", "browse the models in a web page"),
 }
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
 
 
 def build_parser() -> argparse.ArgumentParser:

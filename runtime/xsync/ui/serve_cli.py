@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import uvicorn
 from starlette.applications import Starlette
 
+from xprotogen.cliargs import ArgumentParser as _ArgumentParser
+from xprotogen.cliargs import UsageError as _UsageError
 from xprotogen.diagnostics import XprotoError
 
 from ..config import Config, ConfigError, load_config
@@ -36,15 +38,6 @@ BACKLOG = 128
 
 class UiError(Exception):
     """A problem worded for the user: the UI cannot start."""
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
 
 
 def build_parser() -> argparse.ArgumentParser:
