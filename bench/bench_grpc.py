@@ -1,13 +1,17 @@
 """Objects per second through the gRPC core (`RemoteStore` -> server -> SQLite), next to the
 embedded store measured in the same run with the same workload (`bench_store.measure_store`).
 
-Run: `.venv/bin/python bench/bench_grpc.py [--count N] [--clients K]`. The server runs in
-its own process, as a core does, so client and server do not share one interpreter lock.
+Run: `.venv/bin/python bench/bench_grpc.py [--count N] [--clients K] [--repeat R]`. The
+server runs in its own process, as a core does, so client and server do not share one
+interpreter lock. Each figure is the median of R runs. Besides the store workload it
+measures the floor of a call: a no-op method on a bare grpcio server (no store, no
+authentication, no conversion), and `GetVersion` on the core (authentication and one read).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_store import HELLO, measure_store  # noqa: E402
+from bench_store import BULK_BATCH, HELLO, measure_bulk, measure_store, median_of  # noqa: E402
 
 from xprotogen.loader import load_schema  # noqa: E402
 from xsync.grpc.client import RemoteStore  # noqa: E402
 from xsync.store import open_store  # noqa: E402
 
 USER, PASSWORD = "bench", "bench"
+FLOOR_CALLS = 3000
 _SERVER = """
 import sys
 from xprotogen.loader import load_schema
@@ -37,11 +42,25 @@ sys.stdin.read()
 server.stop(0)
 store.close()
 """
+_NOOP_SERVER = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import grpc
+same = lambda b: b
+handler = grpc.unary_unary_rpc_method_handler(lambda request, context: b"", same, same)
+server = grpc.server(ThreadPoolExecutor(max_workers=32))
+server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("bench.Noop", {"Call": handler})])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+sys.stdin.read()
+server.stop(0)
+"""
 
 
-def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
+def _start(script: str, *args: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(HELLO), url, USER, PASSWORD],
+        [sys.executable, "-c", script, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -54,25 +73,58 @@ def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
     return process, f"127.0.0.1:{port}"
 
 
+def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
+    return _start(_SERVER, str(HELLO), url, USER, PASSWORD)
+
+
 def stop_server(process: subprocess.Popen[str]) -> None:
     assert process.stdin is not None
     process.stdin.close()
     process.wait(timeout=30)
 
 
-def embedded(directory: Path, count: int) -> dict[str, float]:
+def embedded(directory: Path, count: int, batch: int) -> dict[str, float]:
     store = open_store(f"sqlite:///{directory / 'embedded.db'}", load_schema([HELLO]))
     try:
-        return measure_store(store, count=count)
+        figures = measure_store(store, count=count)
+        figures["bulk_create_per_s"] = measure_bulk(store, count=count, batch=batch)
+        return figures
     finally:
         store.close()
 
 
-def remote_sequential(directory: Path, count: int) -> dict[str, float]:
+def remote_sequential(directory: Path, count: int, batch: int) -> dict[str, float]:
     process, endpoint = start_server(f"sqlite:///{directory / 'grpc.db'}")
     try:
         with RemoteStore(endpoint, load_schema([HELLO]), username=USER, password=PASSWORD) as store:
-            return measure_store(store, count=count)
+            figures = measure_store(store, count=count)
+            figures["bulk_create_per_s"] = measure_bulk(store, count=count, batch=batch)
+            started = time.perf_counter()
+            for _ in range(FLOOR_CALLS):
+                store.core_version()
+            figures["version_calls_per_s"] = FLOOR_CALLS / (time.perf_counter() - started)
+            return figures
+    finally:
+        stop_server(process)
+
+
+def noop_calls(calls: int = FLOOR_CALLS) -> float:
+    """Calls per second to a no-op method of a bare grpcio server: the floor of any call."""
+    import grpc
+
+    process, endpoint = _start(_NOOP_SERVER)
+    try:
+        with grpc.insecure_channel(endpoint) as channel:
+            same = lambda b: b  # noqa: E731
+            call: Any = channel.unary_unary(
+                "/bench.Noop/Call", request_serializer=same, response_deserializer=same
+            )
+            for _ in range(200):  # connect and warm up
+                call(b"")
+            started = time.perf_counter()
+            for _ in range(calls):
+                call(b"", metadata=(("username", USER), ("password", PASSWORD)), timeout=60)
+            return calls / (time.perf_counter() - started)
     finally:
         stop_server(process)
 
@@ -105,16 +157,34 @@ def remote_concurrent(directory: Path, count: int, clients: int) -> float:
 
 
 def report(
-    count: int, clients: int, local: dict[str, float], remote: dict[str, Any], concurrent: float
+    count: int,
+    clients: int,
+    batch: int,
+    runs: int,
+    local: dict[str, float],
+    remote: dict[str, float],
+    concurrent: float,
+    noop: float,
 ) -> str:
-    ratio = local["create_per_s"] / remote["create_per_s"]
+    def row(name: str, f: dict[str, float]) -> str:
+        return (
+            f"  {name:<8} create: {f['create_per_s']:>9,.0f} objects/s   "
+            f"create_many: {f['bulk_create_per_s']:>9,.0f} objects/s   "
+            f"get: {f['get_per_s']:>9,.0f} objects/s   query: {f['query_rows_per_s']:>9,.0f} rows/s"
+        )
+
     return "\n".join(
         [
-            f"gRPC benchmark: {count} hello.World objects, SQLite file (WAL), server in its own process",
-            f"  embedded create: {local['create_per_s']:>9,.0f} objects/s   get: {local['get_per_s']:>9,.0f} objects/s   query: {local['query_rows_per_s']:>9,.0f} rows/s",
-            f"  gRPC     create: {remote['create_per_s']:>9,.0f} objects/s   get: {remote['get_per_s']:>9,.0f} objects/s   query: {remote['query_rows_per_s']:>9,.0f} rows/s",
+            f"gRPC benchmark: {count} hello.World objects, SQLite file (WAL), server in its own "
+            f"process; medians of {runs} runs; create_many sends {batch} objects per call",
+            row("embedded", local),
+            row("gRPC", remote),
             f"  gRPC create with {clients} concurrent clients: {concurrent:,.0f} objects/s",
-            f"  embedded / gRPC (create, one client): {ratio:.1f}x",
+            f"  call floor: no-op grpcio call {noop:,.0f} calls/s; "
+            f"GetVersion {remote['version_calls_per_s']:,.0f} calls/s",
+            f"  embedded / gRPC: create {local['create_per_s'] / remote['create_per_s']:.1f}x, "
+            f"embedded create / gRPC create_many "
+            f"{local['create_per_s'] / remote['bulk_create_per_s']:.1f}x",
         ]
     )
 
@@ -123,13 +193,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="runs; figures are medians")
+    parser.add_argument("--batch", type=int, default=BULK_BATCH, help="objects per create_many")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        local = embedded(directory, args.count)
-        remote = remote_sequential(directory, args.count)
-        concurrent = remote_concurrent(directory, args.count, args.clients)
-    print(report(args.count, args.clients, local, remote, concurrent))
+    local: list[dict[str, float]] = []
+    remote: list[dict[str, float]] = []
+    concurrent: list[float] = []
+    noop: list[float] = []
+    for _ in range(max(1, args.repeat)):
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp)
+            local.append(embedded(directory, args.count, args.batch))
+            remote.append(remote_sequential(directory, args.count, args.batch))
+            concurrent.append(remote_concurrent(directory, args.count, args.clients))
+            noop.append(noop_calls())
+    print(
+        report(
+            args.count,
+            args.clients,
+            args.batch,
+            len(local),
+            median_of(local),
+            median_of(remote),
+            statistics.median(concurrent),
+            statistics.median(noop),
+        )
+    )
 
 
 if __name__ == "__main__":

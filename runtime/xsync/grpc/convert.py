@@ -6,6 +6,7 @@ unset field reads back as None and a field set to 0, "" or False keeps its value
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -99,20 +100,90 @@ def _check_scalar(model: str, fd: Any, value: Any) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the converters need to know about one message class, worked out once."""
+
+    names: frozenset[str]
+    # Every field as an unset one reads: None (optional scalar), [] (repeated), the default.
+    unset: dict[str, Any]
+    repeated: frozenset[str]
+    # Whether fields are declared in number order, the order `ListFields` reports them in.
+    in_number_order: bool
+
+
+_SHAPES: dict[type[Message], _Shape] = {}
+
+
+def _shape(message_class: type[Message]) -> _Shape:
+    found = _SHAPES.get(message_class)
+    if found is None:
+        fields: list[Any] = list(message_class.DESCRIPTOR.fields)
+        unset: dict[str, Any] = {}
+        for fd in fields:
+            if _is_repeated(fd):
+                unset[fd.name] = []
+            elif fd.has_presence:
+                unset[fd.name] = None
+            else:
+                unset[fd.name] = fd.default_value
+        numbers = [fd.number for fd in fields]
+        found = _SHAPES[message_class] = _Shape(
+            names=frozenset(unset),
+            unset=unset,
+            repeated=frozenset(fd.name for fd in fields if _is_repeated(fd)),
+            in_number_order=numbers == sorted(numbers),
+        )
+    return found
+
+
+def _set_fields(message: Message) -> list[tuple[Any, Any]]:
+    """(descriptor, value) of every field that is set, in declaration order."""
+    listed: list[tuple[Any, Any]] = list(message.ListFields())
+    if not _shape(type(message)).in_number_order:
+        listed.sort(key=lambda item: item[0].index)
+    return listed
+
+
 def read_record(message: Message, *, skip: Iterable[str] = ()) -> Record:
     """Every field of `message` as a record: unset optionals as None, repeated fields as lists."""
-    skipped = frozenset(skip)
-    record: Record = {}
-    for fd in message.DESCRIPTOR.fields:
-        if fd.name in skipped:
-            continue
-        if _is_repeated(fd):
-            record[fd.name] = list(getattr(message, fd.name))
-        elif fd.has_presence and not message.HasField(fd.name):
-            record[fd.name] = None
-        else:
-            record[fd.name] = getattr(message, fd.name)
+    shape = _shape(type(message))
+    record = shape.unset.copy()
+    for name in shape.repeated:
+        record[name] = []  # a fresh list per record, not the shared template's
+    # `ListFields` (implemented in C) lists exactly the fields that are set: optional ones
+    # set to any value, non-empty repeated ones, plain scalars that differ from the default.
+    for fd, value in message.ListFields():
+        record[fd.name] = list(value) if fd.name in shape.repeated else value
+    for name in skip:
+        record.pop(name, None)
     return record
+
+
+def record_message(message_class: type[Message], model: str, record: Mapping[str, Any]) -> Any:
+    """A new `message_class` holding a store record (keys the message lacks are ignored)."""
+    kwargs = _record_kwargs(message_class, record)
+    try:
+        return message_class(**kwargs)
+    except (TypeError, ValueError):
+        # Only a value of the wrong type gets here: let the checking path name the field.
+        return fill_message(message_class(), model, record, skip_unknown=True)
+
+
+def add_record(
+    container: Any, message_class: type[Message], model: str, record: Mapping[str, Any]
+) -> None:
+    """Append a store record to a repeated message field (`container`) of `message_class`s."""
+    kwargs = _record_kwargs(message_class, record)
+    try:
+        container.add(**kwargs)
+    except (TypeError, ValueError):
+        container.append(fill_message(message_class(), model, record, skip_unknown=True))
+
+
+def _record_kwargs(message_class: type[Message], record: Mapping[str, Any]) -> dict[str, Any]:
+    names = _shape(message_class).names
+    return {k: v for k, v in record.items() if v is not None and k in names}
 
 
 def written_values(message: Message, model: str, names: Sequence[str] = ()) -> dict[str, Any]:
@@ -130,15 +201,9 @@ def written_values(message: Message, model: str, names: Sequence[str] = ()) -> d
                 raise InvalidArgument(f"{model} has no field {name!r}")
             values[name] = _value(message, fd)
         return values
-    for fd in message.DESCRIPTOR.fields:
-        if _is_repeated(fd):
-            if len(getattr(message, fd.name)):
-                values[fd.name] = list(getattr(message, fd.name))
-        elif fd.has_presence:
-            if message.HasField(fd.name):
-                values[fd.name] = getattr(message, fd.name)
-        elif getattr(message, fd.name):
-            values[fd.name] = getattr(message, fd.name)
+    # What `ListFields` lists is exactly "set, non-empty, or non-zero" (see `read_record`).
+    for fd, value in _set_fields(message):
+        values[fd.name] = list(value) if _is_repeated(fd) else value
     return values
 
 

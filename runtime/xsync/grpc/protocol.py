@@ -34,6 +34,9 @@ MODEL_METHODS: dict[str, tuple[str, str]] = {
     "Filter": (f"{COMMON_PACKAGE}.Query", "{p}"),
     "Get": (f"{COMMON_PACKAGE}.ID", "{m}"),
     "Create": ("{m}", "{m}"),
+    # Many objects in one call and one transaction (each still gets its change-log row).
+    # Not "CreateMany": "CreateMany" + "Foo" would clash with "Create" + "ManyFoo".
+    "BulkCreate": ("{p}", "{p}"),
     "Update": ("{u}", "{m}"),
     "Delete": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
     "Purge": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),

@@ -30,7 +30,7 @@ from ..store.base import (
     Unauthenticated,
 )
 from .auth import AuthInterceptor, actor_of
-from .convert import fill_message, written_values
+from .convert import add_record, record_message, written_values
 from .protocol import MODEL_METHODS, ModelApi, Protocol, protocol_for
 
 log = logging.getLogger("xsync.grpc.server")
@@ -176,13 +176,14 @@ class _Handlers:
     # --- per-model behaviours: each returns the handler for one model --------------------
 
     def _reply(self, api: ModelApi, record: dict[str, Any]) -> Message:
-        return fill_message(api.message(), api.model.name, record, skip_unknown=True)
+        reply: Message = record_message(api.message, api.model.name, record)
+        return reply
 
     def _plural(self, api: ModelApi, records: list[dict[str, Any]]) -> Message:
         reply = api.plural()
         items: Any = getattr(reply, "items")
         for record in records:
-            fill_message(items.add(), api.model.name, record, skip_unknown=True)
+            add_record(items, api.message, api.model.name, record)
         return reply
 
     def _list(self, api: ModelApi) -> Unary:
@@ -224,6 +225,18 @@ class _Handlers:
             )
 
         return create
+
+    def _bulkcreate(self, api: ModelApi) -> Unary:
+        def bulk_create(request: Any, context: grpc.ServicerContext) -> Message:
+            name = api.model.name
+            values_list = [written_values(item, name) for item in request.items]
+            for values in values_list:
+                _refuse_reverse(api, values)
+            return self._plural(
+                api, self.store.create_many(name, values_list, actor=_actor(context))
+            )
+
+        return bulk_create
 
     def _update(self, api: ModelApi) -> Unary:
         def update(request: Any, context: grpc.ServicerContext) -> Message:

@@ -66,6 +66,16 @@ class Store(Protocol):
 
     def create(self, model: str, values: Mapping[str, Any], *, actor: Actor = "user") -> Record: ...
 
+    def create_many(
+        self, model: str, values_list: Sequence[Mapping[str, Any]], *, actor: Actor = "user"
+    ) -> list[Record]:
+        """Create one object per item, as `create` would, but in one transaction: all or none.
+
+        Each object still gets its own id (in list order) and its own change; a bad item
+        fails the whole call with the error `create` would give for it.
+        """
+        ...
+
     def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record: ...
 
     def query(

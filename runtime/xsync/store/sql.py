@@ -9,6 +9,7 @@ every change up to `n`, which is what lets `changes()` deliver each change exact
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -31,6 +32,14 @@ from .filters import conditions, ordering, sort_key_names
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
+from .writes import (
+    CreatePlan,
+    EngineStatements,
+    EngineWrites,
+    SqliteStatements,
+    SqliteWrites,
+    Writes,
+)
 
 POLL_SECONDS = 0.1  # how soon a waiting reader notices a commit made by another process
 _ID_CHUNK = 500  # ids per IN (...) when reading many-to-many rows, under SQLite's variable limit
@@ -39,6 +48,7 @@ _READ_ONLY = frozenset({"id", "created", "updated", "leaf_model_name"})
 _ACTORS = frozenset({"user", "synchronizer", "policy"})
 
 Where = Callable[[sa.Table], list[sa.ColumnElement[bool]]]
+_Checked = tuple[dict[str, Any], dict[str, list[int]]]  # (column values, many-to-many ids)
 
 
 def open_store(url: str, schema: Schema, *, core_version: str = "1.0") -> SqlStore:
@@ -136,6 +146,16 @@ class SqlStore:
             for mt in tables.values()
             if mt.table is not None
         }
+        self._version_stmt = sa.select(self._meta.c.value).where(self._meta.c.key == "core_version")
+        self._plans = {mt.name: CreatePlan.of(mt) for mt in tables.values() if mt.table is not None}
+        self._engine_statements = EngineStatements(tables, self._objects, self._changes)
+        self._sqlite_statements = (
+            SqliteStatements(engine.dialect, tables, self._objects, self._changes)
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        # On SQLite, creates run on one raw connection kept for them (see `_create_checked`).
+        self._raw_writer: tuple[Any, SqliteWrites, Any] | None = None
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -206,6 +226,75 @@ class SqlStore:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"store read failed: {_reason(exc)}") from None
 
+    def _create_checked(
+        self, mt: ModelTable, checked: list[_Checked], actor: Actor
+    ) -> list[Record]:
+        """Create objects from checked values in one write transaction.
+
+        On SQLite this is `_write` without SQLAlchemy: the in-process lock, BEGIN IMMEDIATE
+        (SQLite's write lock), the statements on the raw cursor of a connection kept for
+        creates, then COMMIT, or ROLLBACK of the whole transaction on any error.
+        """
+        if self._sqlite_statements is None:
+            with self._write() as conn:
+                return self._create_rows(
+                    EngineWrites(conn, self._engine_statements), mt, checked, actor
+                )
+        with self._write_lock:
+            writes, cursor = self._sqlite_writer()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    records = self._create_rows(writes, mt, checked, actor)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    _rollback(cursor)
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"store write failed: {_first_line(exc)}") from None
+        with self._committed:
+            self._commit_count += 1
+            self._committed.notify_all()
+        return records
+
+    def _sqlite_writer(self) -> tuple[SqliteWrites, Any]:
+        """The raw connection creates run on, opened on first use (call with the write lock)."""
+        if self._raw_writer is None:
+            assert self._sqlite_statements is not None
+            raw = self._engine.raw_connection()
+            cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
+            self._raw_writer = (raw, SqliteWrites(cursor, self._sqlite_statements), cursor)
+        return self._raw_writer[1], self._raw_writer[2]
+
+    def _create_rows(
+        self, writes: Writes, mt: ModelTable, checked: list[_Checked], actor: Actor
+    ) -> list[Record]:
+        plan = self._plans[mt.name]
+        records: list[Record] = []
+        for scalars, many in checked:
+            now = self._clock.now()
+            row = plan.new_row(now)
+            changed = [n for n, v in scalars.items() if v != row[n]]
+            check_feedback(mt.name, actor, changed, plan.feedback)
+            row.update(scalars)
+            for name in plan.must_give:
+                if row[name] is None:
+                    raise InvalidArgument(f"{mt.name}.{name} is required")
+            if plan.has_links or many:
+                self._check_links(writes, mt, scalars, many)
+            if actor != "user":
+                # A user's create is stamped `updated = now`, which `new_row` has set already.
+                row.update(stamps(actor, [*changed, *many], always_update_timestamp=False, now=now))
+            row["id"] = new_id = writes.new_object(mt.name)
+            writes.insert_row(mt, row)
+            for name, ids in many.items():
+                writes.insert_links(mt, name, new_id, ids)
+            writes.log("create", mt.name, [new_id])
+            for name in mt.many:
+                row[name] = sorted(many.get(name, ()))
+            records.append(row)
+        return records
+
     def _log(self, conn: sa.Connection, kind: ChangeKind, model: str, ids: Sequence[int]) -> None:
         conn.execute(
             sa.insert(self._changes), [{"kind": kind, "model": model, "object_id": i} for i in ids]
@@ -215,9 +304,7 @@ class SqlStore:
 
     def core_version(self) -> str:
         with self._read() as conn:
-            value = conn.execute(
-                sa.select(self._meta.c.value).where(self._meta.c.key == "core_version")
-            ).scalar_one_or_none()
+            value = conn.execute(self._version_stmt).scalar_one_or_none()
         return str(value) if value is not None else ""
 
     def model_names(self) -> list[str]:
@@ -225,31 +312,40 @@ class SqlStore:
         return [name for name, mt in self._tables.items() if mt.table is not None]
 
     def create(self, model: str, values: Mapping[str, Any], *, actor: Actor = "user") -> Record:
+        mt = self._creatable(model, actor)
+        return self._create_checked(mt, [self._checked_new(mt, values)], actor)[0]
+
+    def create_many(
+        self, model: str, values_list: Sequence[Mapping[str, Any]], *, actor: Actor = "user"
+    ) -> list[Record]:
+        """Create one object per item of `values_list` in one transaction: all or none.
+
+        Each object gets its own id (in list order), timestamps and change-log row, exactly
+        as if created one by one; a bad item fails the whole call, naming its field.
+        """
+        mt = self._creatable(model, actor)
+        if isinstance(values_list, (str, bytes, Mapping)) or not isinstance(
+            values_list, (list, tuple)
+        ):
+            raise InvalidArgument(f"create_many takes a list of {model} values")
+        checked = [self._checked_new(mt, values) for values in values_list]
+        return self._create_checked(mt, checked, actor) if checked else []
+
+    def _creatable(self, model: str, actor: Actor) -> ModelTable:
         mt = self._model(model)
         _check_actor(actor)
         if mt.table is None:
             raise InvalidArgument(f"{model} is abstract; create one of the models derived from it")
+        return mt
+
+    def _checked_new(self, mt: ModelTable, values: Mapping[str, Any]) -> _Checked:
+        if not isinstance(values, dict) and not isinstance(values, Mapping):
+            raise InvalidArgument(f"{mt.name} values must be a mapping, got {values!r:.60}")
         if values.get("id") is not None:
-            raise InvalidArgument(f"{model}.id is assigned by the store; do not pass it to create")
-        scalars, many = self._checked(mt, values)
-        with self._write() as conn:
-            now = self._clock.now()
-            row = {name: spec.initial(now) for name, spec in mt.columns.items()}
-            row["leaf_model_name"] = mt.name
-            changed = [n for n, v in scalars.items() if v != row[n]]
-            check_feedback(model, actor, changed, mt.feedback_columns())
-            row.update(scalars)
-            _check_required(mt, row)
-            self._check_links(conn, mt, scalars, many)
-            row.update(stamps(actor, [*changed, *many], always_update_timestamp=False, now=now))
-            inserted = conn.execute(self._objects.insert(), {"model": mt.name}).inserted_primary_key
-            assert inserted is not None
-            new_id = int(inserted[0])
-            conn.execute(mt.table.insert(), {"id": new_id, **row})
-            for name, ids in many.items():
-                self._write_many(conn, mt, name, new_id, ids)
-            self._log(conn, "create", mt.name, [new_id])
-        return {"id": new_id, **row, **{name: sorted(many.get(name, ())) for name in mt.many}}
+            raise InvalidArgument(
+                f"{mt.name}.id is assigned by the store; do not pass it to create"
+            )
+        return self._checked(mt, values)
 
     def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record:
         mt = self._model(model)
@@ -315,7 +411,9 @@ class SqlStore:
                 n: ids for n, ids in many.items() if set(ids) != set(current[n].get(id, ()))
             }
             check_feedback(model, actor, changed_scalars, leaf.feedback_columns())
-            self._check_links(conn, mt, changed_scalars, changed_many)
+            self._check_links(
+                EngineWrites(conn, self._engine_statements), mt, changed_scalars, changed_many
+            )
             now = self._clock.now(after=row["updated"])
             writes = changed_scalars | stamps(
                 actor,
@@ -401,6 +499,11 @@ class SqlStore:
                 )
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._raw_writer is not None:
+                self._raw_writer[2].close()
+                self._raw_writer[0].close()
+                self._raw_writer = None
         self._engine.dispose()
 
     # --- helpers ------------------------------------------------------------------------
@@ -425,9 +528,7 @@ class SqlStore:
             raise NotFound(f"{leaf.name} {id} does not exist")
         return dict(found._mapping)
 
-    def _checked(
-        self, mt: ModelTable, values: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    def _checked(self, mt: ModelTable, values: Mapping[str, Any]) -> _Checked:
         """Values split into columns and many-to-many id lists, each checked; read-only ones dropped."""
         scalars: dict[str, Any] = {}
         many: dict[str, list[int]] = {}
@@ -457,7 +558,7 @@ class SqlStore:
 
     def _check_links(
         self,
-        conn: sa.Connection,
+        writes: Writes,
         mt: ModelTable,
         scalars: Mapping[str, Any],
         many: Mapping[str, list[int]],
@@ -465,28 +566,24 @@ class SqlStore:
         for name, value in scalars.items():
             peer = mt.columns[name].link_peer
             if peer is not None and value is not None:
-                self._check_target(conn, mt, name, peer, value)
+                self._check_target(writes, mt, name, peer, value)
         for name, ids in many.items():
             for target in ids:
-                self._check_target(conn, mt, name, mt.many[name].peer, target)
+                self._check_target(writes, mt, name, mt.many[name].peer, target)
 
     def _check_target(
-        self, conn: sa.Connection, mt: ModelTable, field: str, peer: str, target: int
+        self, writes: Writes, mt: ModelTable, field: str, peer: str, target: int
     ) -> None:
         peer_mt = self._tables.get(peer)
         if peer_mt is None:
             return  # the peer model is not in this schema, so there is nothing to check against
-        try:
-            leaf = self._locate(conn, peer_mt, target)
-        except NotFound:
+        name = writes.locate(target)
+        leaf = self._tables.get(name) if name is not None else None
+        if leaf is None or leaf not in peer_mt.concrete:
             raise InvalidArgument(
                 f"{mt.name}.{field} = {target}: there is no {peer} with id {target}"
-            ) from None
-        assert leaf.table is not None
-        deleted = conn.execute(
-            sa.select(leaf.table.c.deleted).where(leaf.table.c.id == target)
-        ).scalar_one_or_none()
-        if deleted is not False:
+            )
+        if writes.is_deleted(leaf, target) is not False:
             raise InvalidArgument(f"{mt.name}.{field} = {target}: {peer} {target} is deleted")
 
     def _write_many(
@@ -584,12 +681,6 @@ def _check_actor(actor: str) -> None:
         raise InvalidArgument(f"unknown actor {actor!r}; use one of {sorted(_ACTORS)}")
 
 
-def _check_required(mt: ModelTable, row: Mapping[str, Any]) -> None:
-    for name, spec in mt.columns.items():
-        if spec.required and row.get(name) is None:
-            raise InvalidArgument(f"{mt.name}.{name} is required")
-
-
 def _id_list(mt: ModelTable, key: str, value: Any) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
         raise InvalidArgument(f"{mt.name}.{key} must be a list of ids, got {value!r:.60}")
@@ -621,5 +712,16 @@ def _merge(records: list[Record], order_by: Sequence[str]) -> list[Record]:
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:
     original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip()
+    return _first_line(original if original is not None else exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _rollback(cursor: Any) -> None:
+    try:
+        cursor.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction left to roll back (SQLite ends some on error by itself)
