@@ -504,3 +504,28 @@ def test_lookups_select_what_python_would(
     ]
     for selection, expected in cases:
         assert [w.id for w in selection] == [r["id"] for r in every if expected(r)]
+
+
+def test_bulk_create_saves_every_object_in_one_call_and_gives_them_ids(api: ModelAccessor) -> None:
+    world = make_world(api)
+    countries = [api.Country(name=f"c{i}", world=world) for i in range(5)]
+    saved = api.Country.objects.bulk_create(countries)
+    assert saved == countries
+    assert all(c.id is not None for c in countries)
+    assert sorted(c.name for c in world.countries.all()) == [f"c{i}" for i in range(5)]
+    assert countries[0].updated is not None
+
+
+def test_bulk_create_is_all_or_nothing_and_refuses_saved_or_foreign_objects(
+    api: ModelAccessor,
+) -> None:
+    world = make_world(api)
+    with pytest.raises(Exception, match="world"):
+        api.Country.objects.bulk_create(
+            [api.Country(name="ok", world=world), api.Country(name="no world")]
+        )
+    assert api.Country.objects.count() == 0
+    with pytest.raises(ORMError, match="unsaved Country"):
+        api.Country.objects.bulk_create([world])  # type: ignore[list-item]
+    with pytest.raises(ORMError, match="unsaved Country"):
+        api.Country.objects.bulk_create([api.Country.objects.create(name="a", world=world)])

@@ -171,8 +171,9 @@ class ModelObject:
         """
         binding = self._bound()
         if self.id is None:
-            values = {column: self._values[column] for column in sorted(self._changed)}
-            record = binding.store.create(self.model_name, values, actor=binding.actor)
+            record = binding.store.create(
+                self.model_name, self._creation_values(), actor=binding.actor
+            )
             self._load(record)
             return
         if update_fields is None:
@@ -191,6 +192,10 @@ class ModelObject:
         self._load(record)
         for column, value in unsaved.items():
             self._write(column, value)
+
+    def _creation_values(self) -> dict[str, Any]:
+        """The columns a create sends: those assigned since the object was made."""
+        return {column: self._values[column] for column in sorted(self._changed)}
 
     def delete(self) -> None:
         """Soft-delete the object (and, in the store, what links to it)."""

@@ -11,9 +11,19 @@ from __future__ import annotations
 import difflib
 import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    Iterator,
+    Mapping,
+    Sequence,
+    TypeVar,
+    overload,
+)
 
-from .errors import FieldError
+from .errors import FieldError, ORMError
 from .fields import Column, ForeignKey, ManyToMany, Reverse
 
 if TYPE_CHECKING:
@@ -308,6 +318,26 @@ class Manager(QuerySet[M]):
         obj = self.model(**fields)
         obj.save()
         return obj
+
+    def bulk_create(self, objs: Sequence[M]) -> list[M]:
+        """Save unsaved objects of this model in one store call (one transaction per batch).
+
+        All or nothing per batch: a bad object fails the batch, naming its field. The objects
+        get their ids and stored values, as `save()` would give them.
+        """
+        for obj in objs:
+            if type(obj).model_name != self.model.model_name or obj.id is not None:
+                raise ORMError(
+                    f"bulk_create on {self.model.model_name} takes unsaved "
+                    f"{self.model.model_name} objects, not {obj!r}"
+                )
+        binding = self.model._bound()
+        records = binding.store.create_many(
+            self.model.model_name, [obj._creation_values() for obj in objs], actor=binding.actor
+        )
+        for obj, record in zip(objs, records):
+            obj._load(record)
+        return list(objs)
 
 
 class RelatedManager(QuerySet[M]):
