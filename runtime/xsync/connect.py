@@ -190,6 +190,6 @@ def open_configured_store(config: Config, schema: Schema) -> Store:
     from .store import open_store
 
     assert config.store is not None  # load_config gives a default store when there is no accessor
-    if config.core_version is not None:
-        return open_store(config.store, schema, core_version=config.core_version)
-    return open_store(config.store, schema)
+    from .store.version import served_version
+
+    return open_store(config.store, schema, core_version=served_version(config.core_version))

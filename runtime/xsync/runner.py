@@ -8,7 +8,6 @@ first. A stop request lets the steps in flight finish and starts nothing new.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .policy import Policy
 from .pullstep import PullStep
 from .steps import SyncStep
 from .store.base import Store, StoreError
+from .store.version import VersionSpecError, is_plain_version, version_matches
 
 
 class StartupError(Exception):
@@ -196,44 +196,15 @@ def _check_core_version(config: Config, store: Store) -> None:
     if not spec:
         return
     actual = store.core_version()
-    # The embedded store records the configured requirement itself; nothing to compare.
-    if actual == spec or not re.fullmatch(r"\d+(\.\d+)*", actual):
-        return
-    if not version_matches(spec, actual):
+    try:
+        matches = is_plain_version(actual) and version_matches(spec, actual)
+    except VersionSpecError as exc:
+        raise StartupError(f"{config.path}: core_version: {exc}") from None
+    if not matches:
         raise StartupError(
-            f"{config.path}: core_version: the store serves core version {actual}, which does not satisfy {spec!r}"
+            f"{config.path}: core_version: the store serves core version {actual}, "
+            f"which does not satisfy {spec!r}"
         )
-
-
-def version_matches(spec: str, version: str) -> bool:
-    """A small semver-style check: "1.2", ">=1.2", ">=1.2,<2", "1.2 ~ 2.0" (inclusive)."""
-    have = _version(version)
-    if "~" in spec:
-        low, high = (part.strip() for part in spec.split("~", 1))
-        return _version(low) <= have <= _version(high)
-    for clause in filter(None, (c.strip() for c in spec.split(","))):
-        match = re.fullmatch(r"(>=|<=|==|!=|>|<|=)?\s*([\d.]+)", clause)
-        if match is None:
-            raise StartupError(f"core_version: cannot read the requirement {spec!r}")
-        op, want = match.group(1) or "==", _version(match.group(2))
-        ok = {
-            ">=": have >= want,
-            "<=": have <= want,
-            ">": have > want,
-            "<": have < want,
-            "==": have == want,
-            "=": have == want,
-            "!=": have != want,
-        }[op]
-        if not ok:
-            return False
-    return True
-
-
-def _version(text: str) -> tuple[int, ...]:
-    parts = tuple(int(p) for p in text.strip().split(".") if p.isdigit())
-    # 4.0 and 4.0.0 are the same version.
-    return parts + (0,) * (3 - len(parts)) if len(parts) < 3 else parts
 
 
 class Runner:

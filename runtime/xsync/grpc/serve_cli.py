@@ -77,6 +77,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
 
     from ..config import ConfigError, load_config
     from ..store import StoreError, open_store
+    from ..store.version import served_version
     from .server import serve
 
     try:
@@ -93,7 +94,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     except XprotoError as exc:
         raise _Failure(str(exc).splitlines()[0]) from None
     try:
-        store = open_store(url, schema, core_version=config.core_version or "1.0")
+        store = open_store(url, schema, core_version=served_version(config.core_version))
     except StoreError as exc:
         raise _Failure(str(exc)) from None
     try:

@@ -14,8 +14,10 @@ from .base import (
     Unauthenticated,
 )
 from .sql import SqlStore, open_store
+from .version import CORE_VERSION
 
 __all__ = [
+    "CORE_VERSION",
     "Actor",
     "Change",
     "ChangeKind",

@@ -32,6 +32,7 @@ from .filters import conditions, ordering, sort_key_names
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
+from .version import CORE_VERSION
 from .writes import (
     CreatePlan,
     EngineStatements,
@@ -51,7 +52,7 @@ Where = Callable[[sa.Table], list[sa.ColumnElement[bool]]]
 _Checked = tuple[dict[str, Any], dict[str, list[int]]]  # (column values, many-to-many ids)
 
 
-def open_store(url: str, schema: Schema, *, core_version: str = "1.0") -> SqlStore:
+def open_store(url: str, schema: Schema, *, core_version: str = CORE_VERSION) -> SqlStore:
     """Open (creating or evolving its tables) the store at `url` for the models of `schema`.
 
     `url` is `sqlite:///path.db`, `sqlite://` (in memory) or `postgresql://...`.
