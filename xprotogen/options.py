@@ -132,3 +132,59 @@ class Options(Mapping[str, ast.Value]):
         """The value's source text (strings keep their quotes), as xosgenx sees it."""
         written = self._values.get(key)
         return None if written is None else written.text
+
+
+class NowDefault:
+    """The marker of `default = "now()"`: the value is the time of the write."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = NowDefault()
+DefaultKind = Literal["text", "int", "float", "bool", "date"]
+Default = str | int | float | bool | NowDefault | None
+
+
+def literal_default(written: ast.Value | None, kind: DefaultKind) -> Default:
+    """What a field's `default` option gives a new object, as a value of `kind`.
+
+    None when there is no default or it does not fit `kind`. A bare name other than
+    True/False/None (`get_first_site`) names a Python function in XOS, which no store can
+    call, so it gives None too; `"now()"` gives `NOW` for a date and None otherwise.
+    """
+    if written is None:
+        return None
+    raw = written.python
+    if raw is None or (written.kind == "name" and not isinstance(raw, bool)):
+        return None
+    if isinstance(raw, str) and raw.endswith("()"):
+        return NOW if kind == "date" and raw == "now()" else None
+    if kind == "text":
+        return str(raw)
+    if kind == "bool":
+        return typed(written, "bool") if _is_bool_text(raw) else None
+    number = _number(raw)
+    if kind == "int":
+        return int(number) if isinstance(number, int) else None
+    return float(number) if number is not None else None
+
+
+def _is_bool_text(raw: object) -> bool:
+    return isinstance(raw, bool) or (isinstance(raw, str) and raw.lower() in ("true", "false"))
+
+
+def _number(raw: object) -> int | float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                return float(raw)
+            except ValueError:
+                return None
+    return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xprotogen.ast import Span
+from xprotogen.options import DefaultKind, NowDefault, literal_default
 from xprotogen.schema import Field, Model, Schema
 
 ColumnKind = Literal["scalar", "link", "many"]
@@ -169,36 +170,17 @@ def _peer(field: Field) -> str | None:
 
 
 def _literal_default(field: Field, python_type: str) -> object:
-    """The field's default as a Python value; None for `now()`, function names and the like."""
-    written = field.options.get("default")
-    if written is None:
+    """The field's default as a Python value; None where the store computes it (`now()`)."""
+    kind = _DEFAULT_KINDS.get(python_type)
+    if kind is None:
         return None
-    raw = written.python
-    if raw is None:
-        return None
-    if python_type == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
-        return None
-    if python_type == "int":
-        if isinstance(raw, bool):
-            return int(raw)
-        if isinstance(raw, (int, float)):
-            return int(raw)
-        if isinstance(raw, str) and raw.lstrip("+-").isdigit():
-            return int(raw)
-        return None
-    if python_type == "float":
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        return None
-    if python_type == "str":
-        quoted = written.text[:1] in ("'", '"')
-        if quoted and isinstance(raw, str) and raw.endswith("()"):
-            return None  # computed by the store: "now()"
-        if quoted or isinstance(raw, (int, float)):
-            return str(raw)
-        return None  # a bare name is a function in XOS (`get_first_site`), not a value
-    return raw
+    default = literal_default(field.options.get("default"), kind)
+    return None if isinstance(default, NowDefault) else default
+
+
+_DEFAULT_KINDS: dict[str, DefaultKind] = {
+    "str": "text",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+}

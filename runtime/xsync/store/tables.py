@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+
+from xprotogen.options import NOW
 from xprotogen.schema import Model, Schema
 
-from .values import INT32, NOW, ColumnSpec, Kind, column_for_field
+from .values import INT32, ColumnSpec, Kind, column_for_field
 
 OBJECT_TABLE = "xsync_object"
 CHANGE_TABLE = "xsync_changes"

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+from xprotogen.options import NOW, NowDefault, literal_default
+from xprotogen.options import Default as _Default
 from xprotogen.schema import Field
 
 from .base import InvalidArgument
@@ -27,15 +29,8 @@ _INT64_TYPES = {"int64", "sint64", "sfixed64", "uint64", "fixed64"}
 _FLOAT_TYPES = {"float", "double"}
 
 
-class NowDefault:
-    """The `default = "now()"` marker: the value is the time of the write."""
-
-    def __repr__(self) -> str:
-        return "NOW"
-
-
-NOW = NowDefault()
-Default = str | int | float | bool | None | NowDefault
+# The default markers and reading of `default` options are the toolchain's, shared with the ORM.
+Default = _Default
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,28 +154,4 @@ def _kind_of(f: Field) -> tuple[Kind, tuple[int, int] | None]:
 def _default_of(f: Field, kind: Kind) -> Default:
     if kind == "date" and f.options.flag("auto_now_add"):
         return NOW
-    if "default" not in f.options:
-        return None
-    return coerce_default(f.options["default"].python, kind)
-
-
-def coerce_default(raw: object, kind: Kind) -> Default:
-    """An xproto default as a value of `kind`; defaults that do not fit (a function name) are None."""
-    if raw is None:
-        return None
-    if raw == "now()":
-        return NOW if kind == "date" else None
-    try:
-        if kind == "text":
-            return str(raw)
-        if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            return str(raw).lower() == "true" if str(raw).lower() in ("true", "false") else None
-        if kind in ("int", "bigint"):
-            return int(raw) if not isinstance(raw, float) else None  # type: ignore[call-overload]
-        if kind in ("float", "date"):
-            return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None
+    return literal_default(f.options.get("default"), "int" if kind == "bigint" else kind)

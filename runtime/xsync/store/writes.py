@@ -19,9 +19,10 @@ from typing import Any, Protocol, Sequence
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from xprotogen.options import NowDefault
+
 from .base import ChangeKind
 from .tables import ModelTable
-from .values import NowDefault
 
 
 class Writes(Protocol):
