@@ -29,38 +29,38 @@ Callback = Callable[[list[Any]], Any]
 class Token(str):
     """A token: its text (the string itself), terminal name and position (1-based)."""
 
-    __slots__ = (
-        "type",
-        "value",
-        "start_pos",
-        "line",
-        "column",
-        "end_line",
-        "end_column",
-        "end_pos",
-    )
+    # The lexer stores only what it must; the rest follows from the text when asked for.
+    __slots__ = ("type", "start_pos", "line", "column", "end_line")
 
     type: str
-    value: str
     start_pos: int
     line: int
     column: int
     end_line: int
-    end_column: int
-    end_pos: int
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    @property
+    def end_pos(self) -> int:
+        return self.start_pos + len(self)
+
+    @property
+    def end_column(self) -> int:
+        newline = self.rfind("\n")
+        return self.column + len(self) if newline < 0 else len(self) - newline
 
     @classmethod
     def end_marker(cls, last: Token | None) -> Token:
         """The `$END` token, placed on the last real token as Lark places it (or at 1:1)."""
         token = str.__new__(cls, "")
-        token.type, token.value = "$END", ""
+        token.type = "$END"
         if last is None:
-            token.start_pos, token.line, token.column = 0, 1, 1
-            token.end_line, token.end_column, token.end_pos = 1, 1, 0
+            token.start_pos, token.line, token.column, token.end_line = 0, 1, 1, 1
         else:
             token.start_pos, token.line, token.column = last.start_pos, last.line, last.column
-            token.end_line, token.end_column = last.end_line, last.end_column
-            token.end_pos = last.end_pos
+            token.end_line = last.end_line
         return token
 
 
@@ -129,31 +129,26 @@ class Lexer:
             if found is None:
                 self._finish(text, pos, line, line_start)
                 return
-            kind = found.lastgroup
-            assert kind is not None
-            start = found.start(kind)
-            if start != pos and text.count("\n", pos, start):
-                line += text.count("\n", pos, start)
-                line_start = text.rindex("\n", pos, start) + 1
-            value = found.group(kind)
-            pos = found.end()
-            start_line, column = line, start - line_start + 1
+            kind: Any = found.lastgroup
+            start, end_of_token = found.span(kind)
+            if start != pos:
+                skipped = text.count("\n", pos, start)
+                if skipped:
+                    line += skipped
+                    line_start = text.rindex("\n", pos, start) + 1
+            pos = end_of_token
+            value = text[start:pos]
+            # Setting the slots directly skips a call per token: this runs thousands of times.
+            token = new_token(Token, value)
+            token.start_pos = start
+            token.line = line
+            token.column = start - line_start + 1
             if "\n" in value:
                 line += value.count("\n")
                 line_start = text.rindex("\n", start, pos) + 1
-            table = keywords.get(kind)
-            if table is not None:
-                kind = table.get(value, kind)
-            # Setting the slots directly skips a call per token: this runs thousands of times.
-            token = new_token(Token, value)
-            token.type = kind
-            token.value = value
-            token.start_pos = start
-            token.line = start_line
-            token.column = column
             token.end_line = line
-            token.end_column = pos - line_start + 1
-            token.end_pos = pos
+            table = keywords.get(kind)
+            token.type = kind if table is None else table.get(value, kind)
             yield token
 
     def _finish(self, text: str, pos: int, line: int, line_start: int) -> None:
