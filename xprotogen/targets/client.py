@@ -12,10 +12,11 @@ import keyword
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..ast import NOWHERE, Span
+from ..ast import Span
 from ..diagnostics import Diagnostic, XprotoError
 from ..render import format_python, render
 from ..schema import Model, Schema
+from .docs import model_summary
 
 # The runtime's specs are the one source of truth for what a model class holds.
 from xsync.orm.spec import ColumnSpec, SpecError, model_spec
@@ -149,24 +150,7 @@ def _problem(message: str, span: Span) -> Diagnostic:
 
 def _class_doc(model: Model) -> str:
     """The `//` comment above the message and its description option, or a plain line."""
-    parts = [p for p in (_leading_comment(model), model.description) if p]
-    return "\n\n".join(dict.fromkeys(parts)) or f"A {model.name}."
-
-
-def _leading_comment(model: Model) -> str | None:
-    if model.span is NOWHERE or model.span.line < 2:
-        return None
-    try:
-        lines = Path(model.span.file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    comment: list[str] = []
-    index = model.span.line - 2
-    while index >= 0 and lines[index].strip().startswith("//"):
-        comment.insert(0, lines[index].strip()[2:].strip())
-        index -= 1
-    text = " ".join(line for line in comment if line)
-    return text or None
+    return model_summary(model) or f"A {model.name}."
 
 
 def _doc(text: str) -> str:

@@ -32,6 +32,7 @@ from ..render import format_python, render
 from ..schema import Model, Schema
 from .client import render_client
 from .deps import render_model_deps
+from .docs import model_summary
 from .proto import LIFECYCLE_FIELDS, module_name, write_proto
 
 CORE_FILE = "core.xproto"
@@ -311,7 +312,7 @@ def _step_model(model: Model) -> StepModel:
         for f in model.fields
         if not f.owner.options.flag("abstract")  # XOSBase's lifecycle fields are the runtime's
     )
-    summary = _one_line(model.description or f"A {model.name} of the service.")
+    summary = _one_line(model_summary(model) or f"A {model.name} of the service.")
     return StepModel(model.name, model.name.lower(), summary, _unique(fields))
 
 
