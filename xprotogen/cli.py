@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .cliargs import ArgumentParser as _ArgumentParser
 from .cliargs import UsageError as _UsageError
-from .diagnostics import XprotoError, format_with_source
+from .diagnostics import TargetError, XprotoError, format_with_source
 
 if TYPE_CHECKING:
     from .schema import Schema
@@ -89,15 +89,10 @@ def _load_for_target(files: Sequence[str]) -> Schema:
 
 
 def _run_proto(args: argparse.Namespace) -> int:
-    from .compile_proto import ProtoCompileError
     from .targets.proto import write_proto
 
     schema = _load_for_target(args.files)
-    try:
-        output = write_proto(schema, args.output, compile=not args.no_compile)
-    except ProtoCompileError as exc:
-        print(f"xsgen: error: protoc rejected the generated files: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    output = write_proto(schema, args.output, compile=not args.no_compile)
     print(f"wrote {len(output.protos)} proto files and {len(output.modules)} modules to {args.output}")
     return EXIT_OK
 
@@ -112,15 +107,9 @@ def _run_client(args: argparse.Namespace) -> int:
 
 
 def _run_scaffold(args: argparse.Namespace) -> int:
-    from .compile_proto import ProtoCompileError
-    from .targets.scaffold import ScaffoldError, compare, plan_scaffold, write_scaffold
+    from .targets.scaffold import compare, plan_scaffold, write_scaffold
 
-    schema = _load_for_target(args.files)
-    try:
-        plan = plan_scaffold(schema, args.files)
-    except (ScaffoldError, ProtoCompileError) as exc:
-        print(f"xsgen: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    plan = plan_scaffold(_load_for_target(args.files), args.files)
     if args.check:
         drift = compare(plan, args.output)
         for line in drift.lines():
@@ -140,15 +129,9 @@ def _run_scaffold(args: argparse.Namespace) -> int:
 
 def _run_graph(args: argparse.Namespace) -> int:
     from .output import emit
-    from .targets.graph import GraphvizFailed, GraphvizMissing, render_graph
+    from .targets.graph import render_graph
 
-    schema = _load_for_target(args.files)
-    try:
-        text = render_graph(schema, args.format)
-    except (GraphvizMissing, GraphvizFailed) as exc:
-        print(f"xsgen: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    emit(text, args.output)
+    emit(render_graph(_load_for_target(args.files), args.format), args.output)
     return EXIT_OK
 
 
@@ -180,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except XprotoError as exc:
         _print_diagnostics(exc)
+        return EXIT_FAILED
+    except TargetError as exc:
+        print(f"xsgen: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_FAILED

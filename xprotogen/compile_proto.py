@@ -16,11 +16,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Sequence
 
+from .diagnostics import TargetError
+
 _LOCK = threading.Lock()
 
 
-class ProtoCompileError(Exception):
+class ProtoCompileError(TargetError):
     """protoc rejected the input; the message is protoc's own, one problem per line."""
+
+    def __str__(self) -> str:
+        return f"protoc rejected the generated files: {super().__str__()}"
 
 
 def well_known_include() -> str:

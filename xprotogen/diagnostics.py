@@ -41,6 +41,10 @@ class XprotoError(Exception):
         super().__init__("\n".join(format_plain(d) for d in self.diagnostics))
 
 
+class TargetError(Exception):
+    """A target could not produce its files (protoc, Graphviz, an output folder); the message says why."""
+
+
 def format_plain(diagnostic: Diagnostic) -> str:
     span = diagnostic.span
     return f"{span}: {diagnostic.severity}: {diagnostic.message} [{diagnostic.rule}]"

@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
+from ..diagnostics import TargetError
 from ..schema import Schema
 from .deps import model_deps
 
@@ -19,11 +20,11 @@ GraphFormat = Literal["dot", "mermaid", "svg"]
 _DOT_TIMEOUT_SECONDS = 60
 
 
-class GraphvizMissing(Exception):
+class GraphvizMissing(TargetError):
     """SVG was asked for, but Graphviz's `dot` is not installed."""
 
 
-class GraphvizFailed(Exception):
+class GraphvizFailed(TargetError):
     """`dot` ran and refused the graph; the message is its own."""
 
 

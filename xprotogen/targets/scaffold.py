@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import ast
+from ..diagnostics import TargetError
 from ..options import MODEL_OPTIONS, Options
 from ..render import format_python, render
 from ..schema import Model, Schema
@@ -46,7 +47,7 @@ _LIFECYCLE = frozenset(name for name, _, _ in LIFECYCLE_FIELDS) | {"leaf_model_n
 _MAX_SAMPLE_DEPTH = 6
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(TargetError):
     """Inputs the scaffold cannot turn into a project; the message is one line."""
 
 
