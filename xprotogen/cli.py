@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .cliargs import ArgumentParser as _ArgumentParser
 from .cliargs import UsageError as _UsageError
+from .cliargs import report_internal_error
 from .diagnostics import TargetError, XprotoError, format_with_source
 
 if TYPE_CHECKING:
@@ -174,3 +175,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        return report_internal_error("xsgen", exc)

@@ -16,3 +16,23 @@ class UsageError(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
+
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not a problem with the user's input
+TRACEBACK_ENV = "XPROTOGEN_TRACEBACK"
+
+
+def report_internal_error(prog: str, exc: BaseException) -> int:
+    """The last resort of a CLI: one line instead of a traceback, unless asked for one."""
+    import os
+    import sys
+    import traceback
+
+    if os.environ.get(TRACEBACK_ENV):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(
+        f"{prog}: internal error: {type(exc).__name__}: {exc} "
+        f"(this is a bug; set {TRACEBACK_ENV}=1 to see where it happened)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL

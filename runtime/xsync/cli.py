@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from xprotogen.cliargs import ArgumentParser as _ArgumentParser
 from xprotogen.cliargs import UsageError as _UsageError
+from xprotogen.cliargs import report_internal_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Failure as exc:
         print(f"xsync: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
+        return report_internal_error("xsync", exc)
 
 
 class _Failure(Exception):
