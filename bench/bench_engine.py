@@ -21,6 +21,7 @@ from typing import Any
 
 from xprotogen.loader import load_schema
 from xprotogen.targets.deps import model_deps
+from xsync.backend_state import register_json
 from xsync.backoff import Register
 from xsync.engines.sync import RecordView, SyncEngine
 from xsync.executor import Outcome, execute_plan
@@ -100,7 +101,7 @@ def bare_pass(store: Store, deps: dict[str, list[list[str]]]) -> int:
                 "enacted": max(obj.updated or 0.0, obj.changed_by_policy or 0.0),
                 "backend_status": "OK",
                 "backend_code": 1,
-                "backend_register": Register(last_success=time.time()).to_json(),
+                "backend_register": register_json(Register(last_success=time.time())),
             }
             store.update(model, obj.id, values, actor="synchronizer", update_fields=list(values))
             done += 1

@@ -19,6 +19,7 @@ from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
 from xprotogen.targets.deps import model_deps
 from xsync import DeferredException, SyncStep
+from xsync.backend_state import sync_register
 from xsync.backoff import BackoffPolicy, Register
 from xsync.connect import ModelAccessor
 from xsync.engines.sync import SyncEngine
@@ -282,14 +283,14 @@ def test_failure_sets_code_2_and_holds_back_only_its_dependents(cloud: Cloud) ->
         2,
         "Provisioning in progress // boom",
     )
-    assert Register.parse(failed["backend_register"]).failures == 1
+    assert sync_register(failed["backend_register"]).failures == 1
     held = cloud.row("Machine", bad_instance)
     assert (
         held["backend_status"]
         == f"Provisioning in progress // Failed due to error in model Region id {bad_site}: boom"
     )
     assert held["backend_code"] == 0
-    assert Register.parse(held["backend_register"]).failures == 0  # held objects do not back off
+    assert sync_register(held["backend_register"]).failures == 0  # held objects do not back off
 
 
 def test_status_keeps_the_last_two_distinct_messages(cloud: Cloud) -> None:
@@ -332,7 +333,7 @@ def test_backoff_delays_retries_exponentially_and_success_resets_it(cloud: Cloud
     start = cloud.clock.now
 
     engine.run_pass()
-    assert Register.parse(cloud.row("Region", site)["backend_register"]).next_run == start + 10
+    assert sync_register(cloud.row("Region", site)["backend_register"]).next_run == start + 10
 
     cloud.clock.now = start + 9.9
     report = engine.run_pass()
@@ -343,14 +344,14 @@ def test_backoff_delays_retries_exponentially_and_success_resets_it(cloud: Cloud
 
     cloud.clock.now = start + 10
     engine.run_pass()
-    register = Register.parse(cloud.row("Region", site)["backend_register"])
+    register = sync_register(cloud.row("Region", site)["backend_register"])
     assert (register.failures, register.next_run) == (2, start + 10 + 20)
 
     cloud.clock.now = start + 30
     SCRIPT.fail.clear()
     report = engine.run_pass()
     assert report.outcomes[("Cluster", slice_)] is Outcome.SYNCED
-    register = Register.parse(cloud.row("Region", site)["backend_register"])
+    register = sync_register(cloud.row("Region", site)["backend_register"])
     assert (register.failures, register.next_run, register.last_success) == (0, 0.0, start + 30)
 
 
@@ -361,7 +362,7 @@ def test_backoff_never_exceeds_the_cap(cloud: Cloud) -> None:
     delays = []
     for _ in range(4):
         engine.run_pass()
-        register = Register.parse(cloud.row("Region", site)["backend_register"])
+        register = sync_register(cloud.row("Region", site)["backend_register"])
         delays.append(register.next_run - cloud.clock.now)
         cloud.clock.now = register.next_run
     assert delays == [10, 20, 25, 25]
@@ -382,7 +383,7 @@ def test_deferred_object_is_not_an_error_does_not_back_off_and_is_retried(cloud:
         0,
         "Provisioning in progress // waiting for the VIM",
     )
-    assert Register.parse(row["backend_register"]) == Register()
+    assert sync_register(row["backend_register"]) == Register()
     engine.run_pass()  # same clock: no backoff in the way
     assert SCRIPT.synced().count(("Region", site)) == 2
 

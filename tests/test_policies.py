@@ -7,6 +7,8 @@ and deleted objects reaped only after their delete policies ran.
 
 from __future__ import annotations
 
+import time
+
 import json
 import threading
 from pathlib import Path
@@ -22,7 +24,8 @@ from xprotogen.targets.deps import model_deps
 from xsync import Policy, SyncStep
 from xsync.backoff import BackoffPolicy
 from xsync.connect import ModelAccessor
-from xsync.engines.policies import PolicyEngine, PolicyOutcome, policy_register
+from xsync.backend_state import policy_register
+from xsync.engines.policies import PolicyEngine, PolicyOutcome
 from xsync.engines.sync import SyncEngine
 from xsync.loader import StepLoadError, load_policies
 from xsync.runner import Runner
@@ -455,9 +458,10 @@ def test_run_once_and_status_json_report_policy_failures(tmp_path: Path) -> None
     assert {k: region[k] for k in ("ok", "pending", "error", "backing_off")} == {
         "ok": 1,
         "pending": 0,
-        "error": 2,
-        "backing_off": 2,
+        "error": 2,  # failed, and waiting for their backoff
+        "backing_off": 0,
     }
+    assert region["next_retry"] > time.time()
     assert {"id": bad.id, "status": "no quota for bad"} in region["errors"]
     text = run_cli("xsync.cli", "status", str(config))
     assert f"Region {bad.id}: no quota for bad" in text.stdout

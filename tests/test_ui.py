@@ -23,121 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ui_support import HELLO, MODELS, RETRY_SECONDS, Hello, hello, serve  # noqa: F401 - fixture
-from xsync.backoff import Register
-from xsync.status import held_message
+from xsync.backend_state import sync_register
 from xsync.executor import Outcome
 from xsync.ui import Credentials, login_required
 from xsync.ui.auth import parse_basic
 from xsync.ui.graph import layout, render_svg
 from xsync.ui.serve_cli import parse_listen, run_ui
-from xsync.ui.state import classify
 
-NOW = 1_800_000_000.0
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def record(**values: Any) -> dict[str, Any]:
-    """An object as the store returns it: in sync unless the test says otherwise."""
-    base: dict[str, Any] = {
-        "id": 1,
-        "name": "o",
-        "created": NOW - 100,
-        "updated": NOW - 50,
-        "enacted": NOW - 50,
-        "changed_by_policy": None,
-        "deleted": False,
-        "lazy_blocked": False,
-        "no_sync": False,
-        "backend_code": 1,
-        "backend_status": "OK",
-        "backend_register": "{}",
-        "backend_need_reap": False,
-    }
-    base.update(values)
-    return base
-
-
-DIRTY = {"enacted": None}
-BACKING_OFF = Register(failures=2, next_run=NOW + 30, last_failure=NOW - 1).to_json()
-BACKOFF_OVER = Register(failures=2, next_run=NOW - 1, last_failure=NOW - 31).to_json()
-
-
-# --- object -> state ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("values", "state", "next_retry"),
-    [
-        ({}, "ok", None),
-        ({"enacted": NOW - 60}, "pending", None),  # changed by a user since it was synced
-        (
-            {**DIRTY, "backend_code": 0, "backend_status": "Provisioning in progress"},
-            "pending",
-            None,
-        ),
-        ({**DIRTY, "backend_code": 0, "backend_status": "OK // not yet"}, "deferred", None),
-        ({**DIRTY, "backend_code": 2, "backend_status": "boom"}, "error", None),
-        ({**DIRTY, "backend_code": 2, "backend_register": BACKING_OFF}, "error", NOW + 30),
-        ({**DIRTY, "backend_code": 0, "backend_register": BACKING_OFF}, "backing_off", NOW + 30),
-        ({**DIRTY, "backend_code": 1, "backend_register": BACKOFF_OVER}, "pending", None),
-        (
-            {**DIRTY, "backend_code": 0, "backend_status": held_message("Site", 3, "boom")},
-            "error",
-            None,
-        ),
-        ({"deleted": True, "backend_code": 1}, "pending", None),  # waits for the deletion pass
-        ({"deleted": True, "backend_code": 2, "backend_status": "gone wrong"}, "error", None),
-        ({"no_sync": True, "enacted": None}, "ok", None),  # never selected for sync
-    ],
-    ids=[
-        "in-sync",
-        "changed",
-        "fresh",
-        "deferred",
-        "failed",
-        "failed-backing-off",
-        "backing-off",
-        "backoff-over",
-        "held-by-failure",
-        "deleting",
-        "delete-failed",
-        "no-sync",
-    ],
-)
-def test_state_of_an_object(values: dict[str, Any], state: str, next_retry: float | None) -> None:
-    assert classify(record(**values), now=NOW) == (state, next_retry)
-
-
-timestamps = st.one_of(st.none(), st.floats(NOW - 1000, NOW + 1000))
-
-
-@given(
-    enacted=timestamps,
-    code=st.sampled_from([0, 1, 2]),
-    status=st.sampled_from(["OK", "Provisioning in progress", "boom", "a // b"]),
-    next_run=st.floats(0, NOW + 1000),
-    failures=st.integers(0, 5),
-    deleted=st.booleans(),
-)
-def test_state_rules_hold_for_any_lifecycle_values(
-    enacted: float | None, code: int, status: str, next_run: float, failures: int, deleted: bool
-) -> None:
-    values = record(
-        enacted=enacted,
-        backend_code=code,
-        backend_status=status,
-        deleted=deleted,
-        backend_register=Register(failures=failures, next_run=next_run).to_json(),
-    )
-    state, retry = classify(values, now=NOW)
-    in_sync = not deleted and enacted is not None and enacted >= values["updated"]
-    assert (state == "ok") == in_sync
-    if not in_sync and code == 2:
-        assert state == "error"
-    # A retry time is shown exactly when a pending object still has to wait.
-    assert retry == (next_run if not in_sync and next_run > NOW else None)
-    if state == "backing_off":
-        assert retry is not None
 
 
 # --- who must log in ------------------------------------------------------------------------
@@ -284,7 +177,9 @@ def test_models_count_objects_per_state(hello: Hello, world: dict[str, int]) -> 
     with client(hello) as ui:
         data = ui.get("/api/models").json()
     counts = {m["name"]: m["counts"] for m in data["models"]}
-    assert counts["World"] == {"ok": 1, "pending": 0, "deferred": 0, "backing_off": 0, "error": 0}
+    assert counts["World"] == {
+        "ok": 1, "pending": 0, "deferred": 0, "held": 0, "backing_off": 0, "error": 0
+    }  # fmt: skip
     assert counts["Country"]["ok"] == 1 and counts["Country"]["deferred"] == 1
     assert counts["Greeting"]["ok"] == 1 and counts["Greeting"]["error"] == 1
     assert data["allow_retry"] is False
@@ -398,11 +293,11 @@ def test_retry_now_clears_the_backoff_so_the_next_pass_takes_the_object(
     assert response.status_code == 200, response.text
     assert response.json()["object"]["next_retry"] is None
     after = hello.row("Greeting", bad)
-    register = Register.parse(after["backend_register"])
+    register = sync_register(after["backend_register"])
     assert register.next_run == 0 and register.failures == 1  # only the wait is cleared
     assert after["updated"] == before["updated"]  # a synchronizer write: not a user change
     assert hello.run_pass().outcomes[("Greeting", bad)] is Outcome.FAILED  # tried again
-    assert Register.parse(hello.row("Greeting", bad)["backend_register"]).failures == 2
+    assert sync_register(hello.row("Greeting", bad)["backend_register"]).failures == 2
 
 
 def test_login_required_refuses_missing_and_wrong_credentials(

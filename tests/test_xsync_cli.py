@@ -161,6 +161,9 @@ def test_missing_config_exits_1(tmp_path: Path) -> None:
     )
 
 
+NONE = {"ok": 0, "pending": 0, "deferred": 0, "held": 0, "backing_off": 0, "error": 0}
+
+
 def test_status_json_counts_and_blocked_chain(project: Path, api: ModelAccessor) -> None:
     regions = [api.Region(name=f"r{i}") for i in range(3)]
     for region in regions:
@@ -172,10 +175,17 @@ def test_status_json_counts_and_blocked_chain(project: Path, api: ModelAccessor)
     assert xsync("run", str(project / "sync.yaml"), "--once").returncode == 0
     result = xsync("status", str(project / "sync.yaml"), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
+    report = json.loads(result.stdout)
+    assert report["models"]["Region"]["next_retry"] > time.time()
+    assert report == {
         "models": {
-            "Region": {"ok": 3, "pending": 0, "error": 1, "backing_off": 1},
-            "Cluster": {"ok": 0, "pending": 1, "error": 0, "backing_off": 0},
+            "Region": {
+                **NONE,
+                "ok": 3,
+                "error": 1,
+                "next_retry": report["models"]["Region"]["next_retry"],
+            },
+            "Cluster": {**NONE, "held": 1, "next_retry": None},
         },
         "blocked": [{"model": "Cluster", "id": cluster.id, "waits_for": [["Region", bad.id]]}],
     }

@@ -14,6 +14,7 @@ from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
 from xprotogen.targets.deps import model_deps
 from xsync import DeferredException, SyncStep
+from xsync.backend_state import register_json
 from xsync.backoff import BackoffPolicy, Register
 from xsync.engines.sync import PassReport, SyncEngine
 from xsync.store import open_store
@@ -94,7 +95,7 @@ class Hello:
                 "backend_code": 1,
                 "backend_status": "OK",
                 "enacted": row["updated"],
-                "backend_register": Register(last_success=row["updated"]).to_json(),
+                "backend_register": register_json(Register(last_success=row["updated"])),
             },
             actor="synchronizer",
         )

@@ -1,21 +1,27 @@
-"""The one place that decides when a failing object may be retried.
+"""The retry book: the one place that decides when something that failed may be tried again.
 
 XOS computes a linear delay and never reads it (reference section 5.7). Here the delay is
 exponential, `min(base * 2**(failures-1), cap)` shortened by up to `jitter` of itself, and it
-is enforced: the engine skips an object until `next_run` has passed. The bookkeeping lives in
-the object's `backend_register` JSON so that it survives restarts and other tools can show it.
+is enforced. Every retry in the runtime goes through this module: objects of the sync engine
+and the policy engine (their state persisted by `backend_state`), events an event step failed
+on, and reconnects to the event bus. Each keeps a `Register` and asks a `RetryBook` what
+follows a failure, a success or a "retry now", and whether it is due.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Callable, Iterable
 
 Clock = Callable[[], float]
 Rand = Callable[[], float]
+
+# The defaults, for the config (`backoff_base_seconds`, `backoff_cap_seconds`) and the engines.
+DEFAULT_BASE_SECONDS = 1.0
+DEFAULT_CAP_SECONDS = 300.0
+DEFAULT_JITTER = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +32,9 @@ class BackoffPolicy:
     objects that failed together do not all retry in the same instant; the cap is never exceeded.
     """
 
-    base_seconds: float = 1.0
-    cap_seconds: float = 600.0
-    jitter: float = 0.2
+    base_seconds: float = DEFAULT_BASE_SECONDS
+    cap_seconds: float = DEFAULT_CAP_SECONDS
+    jitter: float = DEFAULT_JITTER
 
     def delay(self, failures: int, rand: Rand = random.random) -> float:
         """Seconds to wait after the `failures`-th consecutive failure (failures >= 1)."""
@@ -40,68 +46,78 @@ class BackoffPolicy:
         return full * (1.0 - self.jitter * rand())
 
 
+# An event step gets an event this many times before the event is dropped, this far apart.
+EVENT_ATTEMPTS = 3
+EVENT_RETRY = BackoffPolicy(base_seconds=0.2, cap_seconds=2.0)
+# A consumer that lost the event bus tries again this far apart.
+RECONNECT = BackoffPolicy(base_seconds=0.5, cap_seconds=10.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Register:
-    """The backoff state kept in `backend_register`."""
+    """The retry state of one thing: consecutive failures and when it may run next.
+
+    Times are on the clock of the `RetryBook` that wrote them: wall-clock seconds for objects
+    (persisted by `backend_state`), monotonic seconds for the in-memory retries of the engines.
+    """
 
     failures: int = 0
     next_run: float = 0.0
     last_failure: float = 0.0
     last_success: float = 0.0
 
-    @classmethod
-    def parse(cls, text: str | None) -> Register:
-        """Read a register; anything unreadable (the model default is "{}") is a fresh one."""
-        try:
-            data = json.loads(text) if text else {}
-        except (TypeError, ValueError):
-            return cls()
-        if not isinstance(data, dict):
-            return cls()
-        return cls(
-            failures=_as_int(data.get("failures")),
-            next_run=_as_float(data.get("next_run")),
-            last_failure=_as_float(data.get("last_failure")),
-            last_success=_as_float(data.get("last_success")),
-        )
-
-    def to_json(self) -> str:
-        # `exponent` is what XOS's get_backend_details() shows; keep it for that reader.
-        data: dict[str, Any] = {
-            "failures": self.failures,
-            "exponent": self.failures,
-            "next_run": self.next_run,
-            "last_failure": self.last_failure,
-            "last_success": self.last_success,
-        }
-        return json.dumps(data, sort_keys=True)
-
-    def is_due(self, now: float) -> bool:
-        """True when the object may be tried now."""
-        return self.next_run <= now
-
-    def after_failure(
-        self, policy: BackoffPolicy, now: float, rand: Rand = random.random
-    ) -> Register:
-        failures = self.failures + 1
-        return replace(
-            self,
-            failures=failures,
-            next_run=now + policy.delay(failures, rand),
-            last_failure=now,
-        )
-
-    def after_success(self, now: float) -> Register:
-        return Register(failures=0, next_run=0.0, last_failure=self.last_failure, last_success=now)
-
 
 def wall_clock() -> float:
     return time.time()
 
 
-def _as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+class RetryBook:
+    """Decides, with one policy, clock and source of jitter, what a failure or success means."""
+
+    def __init__(
+        self,
+        policy: BackoffPolicy = BackoffPolicy(),
+        *,
+        clock: Clock = wall_clock,
+        rand: Rand = random.random,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.rand = rand
+
+    def now(self) -> float:
+        return self.clock()
+
+    def is_due(self, register: Register, now: float | None = None) -> bool:
+        """True when the thing may be tried now."""
+        return register.next_run <= (self.clock() if now is None else now)
+
+    def after_failure(self, register: Register, now: float | None = None) -> Register:
+        """One more consecutive failure: the next run moves out by the policy's delay."""
+        at = self.clock() if now is None else now
+        failures = register.failures + 1
+        return replace(
+            register,
+            failures=failures,
+            next_run=at + self.policy.delay(failures, self.rand),
+            last_failure=at,
+        )
+
+    def after_success(self, register: Register, now: float | None = None) -> Register:
+        """A success ends the run of failures; the last failure stays on record."""
+        at = self.clock() if now is None else now
+        return Register(last_failure=register.last_failure, last_success=at)
+
+    @staticmethod
+    def clear(register: Register) -> Register:
+        """ "Retry now": due at once; the failures still count for the next delay."""
+        return replace(register, next_run=0.0)
+
+    def seconds_until_due(self, register: Register, now: float | None = None) -> float:
+        return max(0.0, register.next_run - (self.clock() if now is None else now))
 
 
-def _as_float(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+def earliest(times: Iterable[float | None]) -> float | None:
+    """The earliest of the given times (None entries ignored); None when there is none."""
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

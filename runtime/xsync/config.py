@@ -16,6 +16,8 @@ from typing import Any, Callable, Literal, Mapping, TypeVar
 
 import yaml
 
+from .backoff import DEFAULT_BASE_SECONDS, DEFAULT_CAP_SECONDS
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
 
@@ -74,8 +76,8 @@ class Config:
     event_bus: EventBusConfig | None = None
     logging: LoggingConfig = LoggingConfig()
     max_workers: int = 4
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 300.0
+    backoff_base_seconds: float = DEFAULT_BASE_SECONDS
+    backoff_cap_seconds: float = DEFAULT_CAP_SECONDS
     loop_interval_seconds: float = 5.0
 
     @property
@@ -178,8 +180,12 @@ class _Reader:
         store = self.optional(top, "store", self.store_url)
         if store is None and accessor is None:
             store = f"sqlite:///{self.base / f'{name}.db'}"
-        base_seconds = self.optional(top, "backoff_base_seconds", self.positive) or 1.0
-        cap_seconds = self.optional(top, "backoff_cap_seconds", self.positive) or 300.0
+        base_seconds = (
+            self.optional(top, "backoff_base_seconds", self.positive) or DEFAULT_BASE_SECONDS
+        )
+        cap_seconds = (
+            self.optional(top, "backoff_cap_seconds", self.positive) or DEFAULT_CAP_SECONDS
+        )
         if cap_seconds < base_seconds:
             raise self.fail(
                 "backoff_cap_seconds",

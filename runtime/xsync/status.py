@@ -1,65 +1,43 @@
-"""`backend_status` text in the XOS format, and the data `xsync status` shows."""
+"""What `xsync status` shows: objects per state (as `backend_state.classify` reads them), the
+held-back chains, the policies and the event consumers."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
-from .backoff import Register
+from .backend_state import (
+    POLICY_STATES,
+    STATES,
+    Classification,
+    PolicyState,
+    State,
+    classify,
+    is_gone,
+)
+from .backoff import earliest
 from .executor import Outcome, execute_plan
 from .planner import Key, LinkFields, PlanItem, plan_sync
-from .store.base import PendingQuery, Record, Store
-
-SEPARATOR = " // "
-MAX_STATUS = 1024
-OK = "OK"
-
-
-def append_status(current: str | None, message: str) -> str:
-    """Add `message` to a status the way XOS does (reference 2.2).
-
-    The status is a " // "-separated list; a message already in it is not repeated, only
-    the last two entries are kept, and the text is cut to 1024 characters.
-    """
-    parts = [part for part in (current or "").split(SEPARATOR) if part]
-    if message not in parts:
-        parts.append(message)
-    return SEPARATOR.join(parts[-2:])[:MAX_STATUS]
-
-
-def last_message(status: str | None) -> str:
-    """The newest entry of a status list."""
-    parts = (status or "").split(SEPARATOR)
-    return parts[-1]
-
-
-def exception_message(exc: BaseException) -> str:
-    """The text XOS records for a failure: the message, or the exception's name if it has none."""
-    text = str(exc)
-    return text if text else type(exc).__name__
-
-
-def held_message(model: str, id: int, cause: str) -> str:
-    """The status of an object held back because `model` `id` failed; XOS's wording."""
-    return f"Failed due to error in model {model} id {id}: {cause}"
+from .store.base import Record, Store
 
 
 @dataclass(slots=True)
 class ModelStatus:
-    ok: int = 0
-    pending: int = 0
-    error: int = 0
-    backing_off: int = 0
+    """How many objects of a model are in each state (`backend_state.State`)."""
+
+    counts: dict[State, int] = field(default_factory=lambda: {s: 0 for s in STATES})
     next_retry: float | None = None
 
-    def as_json(self) -> dict[str, int]:
+    def add(self, c: Classification) -> None:
+        self.counts[c.state] += 1
+        self.next_retry = earliest((self.next_retry, c.next_retry))
+
+    def as_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "pending": self.pending,
-            "error": self.error,
-            "backing_off": self.backing_off,
+            **{state.value: n for state, n in self.counts.items()},
+            "next_retry": self.next_retry,
         }
 
 
@@ -71,20 +49,22 @@ class Blocked:
 
 @dataclass(slots=True)
 class PolicyStatus:
-    """Per model with policies: objects policed, waiting for their policies, or failing."""
+    """Per model with policies: how many objects are in each policy state, and the failures."""
 
-    ok: int = 0
-    pending: int = 0
-    error: int = 0
-    backing_off: int = 0
+    counts: dict[PolicyState, int] = field(default_factory=lambda: {s: 0 for s in POLICY_STATES})
+    next_retry: float | None = None
     errors: list[tuple[int, str]] = field(default_factory=list)  # (id, policy_status)
+
+    def add(self, id: int, record: Record, c: Classification) -> None:
+        self.counts[c.policy_state] += 1
+        self.next_retry = earliest((self.next_retry, c.policy_next_retry))
+        if c.policy_state is PolicyState.ERROR:
+            self.errors.append((id, str(record.get("policy_status") or "")))
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "pending": self.pending,
-            "error": self.error,
-            "backing_off": self.backing_off,
+            **{state.value: n for state, n in self.counts.items()},
+            "next_retry": self.next_retry,
             "errors": [{"id": i, "status": text} for i, text in self.errors],
         }
 
@@ -151,12 +131,9 @@ class StatusReport:
         return out
 
     def as_text(self, now: float) -> str:
-        lines = [f"{'MODEL':<24} {'OK':>6} {'PENDING':>8} {'ERROR':>6} {'BACKOFF':>8}  NEXT RETRY"]
-        for name, c in self.models.items():
-            retry = f"in {max(0.0, c.next_retry - now):.1f}s" if c.next_retry is not None else "-"
-            lines.append(
-                f"{name:<24} {c.ok:>6} {c.pending:>8} {c.error:>6} {c.backing_off:>8}  {retry}"
-            )
+        lines = [_header("MODEL", STATES) + "  NEXT RETRY"]
+        for name, m in self.models.items():
+            lines.append(_row(name, m.counts.values()) + f"  {_retry_in(m.next_retry, now)}")
         if self.blocked:
             lines.append("")
             lines.append("Held back:")
@@ -164,11 +141,9 @@ class StatusReport:
                 chain = " -> ".join(f"{m} {i}" for m, i in b.waits_for)
                 lines.append(f"  {b.key[0]} {b.key[1]} waits for {chain}")
         if self.policies is not None:
-            lines.extend(
-                ["", f"{'POLICIES':<24} {'OK':>6} {'PENDING':>8} {'ERROR':>6} {'BACKOFF':>8}"]
-            )
+            lines.extend(["", _header("POLICIES", POLICY_STATES) + "  NEXT RETRY"])
             for name, p in self.policies.items():
-                lines.append(f"{name:<24} {p.ok:>6} {p.pending:>8} {p.error:>6} {p.backing_off:>8}")
+                lines.append(_row(name, p.counts.values()) + f"  {_retry_in(p.next_retry, now)}")
                 lines.extend(f"  {name} {i}: {text}" for i, text in p.errors)
         if self.events is not None:
             lines.extend(
@@ -182,31 +157,31 @@ class StatusReport:
         return "\n".join(lines)
 
 
+_HEADINGS = {"ok": "OK", "pending": "PENDING", "deferred": "DEFERRED", "held": "HELD",
+             "backing_off": "BACKOFF", "error": "ERROR"}  # fmt: skip
+
+
+def _header(first: str, states: Sequence[State | PolicyState]) -> str:
+    return f"{first:<24} " + " ".join(f"{_HEADINGS[s.value]:>8}" for s in states)
+
+
+def _row(name: str, counts: Iterable[int]) -> str:
+    return f"{name:<24} " + " ".join(f"{n:>8}" for n in counts)
+
+
+def _retry_in(at: float | None, now: float) -> str:
+    return f"in {max(0.0, at - now):.1f}s" if at is not None else "-"
+
+
 def collect_policy_status(
     store: Store, models: Sequence[str], *, now: float
 ) -> dict[str, PolicyStatus]:
-    """Policy counts per model: failing (policy_code 2), waiting to be policed, or policed."""
-    from .engines.policies import policy_register
-
+    """Per model with policies, its objects by policy state (`backend_state.classify`)."""
     out: dict[str, PolicyStatus] = {}
     for model in models:
         counts = PolicyStatus()
-        waiting = {
-            record["id"]
-            for query in (PendingQuery.DIRTY_POLICIES, PendingQuery.DELETED_POLICIES)
-            for record in store.pending(model, query)
-        }
         for record in store.query(model, deleted=None):
-            if record["id"] not in waiting:
-                counts.ok += 1
-                continue
-            if record.get("policy_code") == 2:
-                counts.error += 1
-                counts.errors.append((record["id"], str(record.get("policy_status") or "")))
-            else:
-                counts.pending += 1
-            if not policy_register(record.get("backend_register")).is_due(now):
-                counts.backing_off += 1
+            counts.add(int(record["id"]), record, classify(record, now))
         out[model] = counts
     return out
 
@@ -272,47 +247,23 @@ def collect_status(
     items: list[PlanItem] = []
     for model in models:
         counts = ModelStatus()
-        dirty = {record["id"] for record in store.pending(model, PendingQuery.DIRTY_OBJECTS)}
-        records = store.query(model, deleted=None)
-        for record in records:
-            if record.get("deleted") and record.get("backend_need_reap"):
+        for record in store.query(model, deleted=None):
+            if is_gone(record):
                 continue  # done; waiting to be purged
-            needs_work = bool(record.get("deleted")) or record["id"] in dirty
-            _count(counts, record, needs_work, now)
-            if needs_work and not record.get("deleted"):
+            c = classify(record, now)
+            counts.add(c)
+            if c.state is not State.OK and not record.get("deleted"):
                 items.append(
-                    PlanItem(
-                        (model, record["id"]),
-                        links.links_of(model, record.get),
-                        _runnable(record, now),
-                    )
+                    PlanItem((model, record["id"]), links.links_of(model, record.get), _runnable(c))
                 )
         report.models[model] = counts
     report.blocked = _blocked(items)
     return report
 
 
-def _count(counts: ModelStatus, record: Record, needs_work: bool, now: float) -> None:
-    register = Register.parse(record.get("backend_register"))
-    if not needs_work:
-        counts.ok += 1
-    elif record.get("backend_code") == 2:
-        counts.error += 1
-    else:
-        counts.pending += 1
-    if needs_work and register.failures and not register.is_due(now):
-        counts.backing_off += 1
-        counts.next_retry = (
-            register.next_run
-            if counts.next_retry is None
-            else min(counts.next_retry, register.next_run)
-        )
-
-
-def _runnable(record: Mapping[str, Any], now: float) -> bool:
-    """An object in error or backing off is what others wait for."""
-    register = Register.parse(record.get("backend_register"))
-    return record.get("backend_code") != 2 and register.is_due(now)
+def _runnable(c: Classification) -> bool:
+    """An object in error or waiting for its backoff is what others wait for."""
+    return c.state is not State.ERROR and c.next_retry is None
 
 
 def _blocked(items: Iterable[PlanItem]) -> list[Blocked]:

@@ -22,12 +22,13 @@ import inspect
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Protocol, Sequence
 
-from xsync.backoff import BackoffPolicy
+from xsync.backoff import EVENT_ATTEMPTS, EVENT_RETRY, RECONNECT, BackoffPolicy, Register, RetryBook
 from xsync.events import Event, EventStep
 
 PartitionKey = tuple[str, int]
@@ -63,8 +64,8 @@ ConsumerFactory = Callable[[str, str, Sequence[str]], EventConsumer]
 class RetryPolicy:
     """How often a step gets an event before the event is dropped, and the pause in between."""
 
-    attempts: int = 3
-    backoff: BackoffPolicy = BackoffPolicy(base_seconds=0.2, cap_seconds=2.0, jitter=0.2)
+    attempts: int = EVENT_ATTEMPTS
+    backoff: BackoffPolicy = EVENT_RETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ class EventEngine:
         *,
         consumer_factory: ConsumerFactory | None = None,
         retry: RetryPolicy = RetryPolicy(),
-        reconnect: BackoffPolicy = BackoffPolicy(base_seconds=0.5, cap_seconds=10.0, jitter=0.2),
+        reconnect: BackoffPolicy = RECONNECT,
         poll_seconds: float = 0.2,
         max_records: int = 500,
     ) -> None:
@@ -137,8 +138,10 @@ class EventEngine:
         self._model_accessor = model_accessor
         self._log = log
         self._factory = consumer_factory if consumer_factory is not None else _kafka_factory
-        self._retry = retry
-        self._reconnect = reconnect
+        self._attempts = max(1, retry.attempts)
+        # In-memory retries: on the monotonic clock, which no wall-clock jump can stall.
+        self._retries = RetryBook(retry.backoff, clock=time.monotonic)
+        self._reconnects = RetryBook(reconnect, clock=time.monotonic)
         self._poll_seconds = poll_seconds
         self._max_records = max_records
         self._routes = _route_topics(steps, log)
@@ -229,18 +232,18 @@ class EventEngine:
     # The engine thread.
 
     def _run(self) -> None:
-        failures = 0
+        bus = Register()
         self._log.info("Waiting for events (topics=%s)", ",".join(self.topics))
         while not self._stopping.is_set():
             try:
                 if not self._poll_and_process():
                     return
-                failures = 0
+                bus = Register()
             except Exception as error:  # noqa: BLE001 - the loop must outlive any bus failure
-                failures += 1
+                bus = self._reconnects.after_failure(bus)
                 self._note_bus_error(error)
                 self._drop_consumer()
-                self._stopping.wait(self._reconnect.delay(failures))
+                self._stopping.wait(self._reconnects.seconds_until_due(bus))
         self._finish()
 
     def _poll_and_process(self) -> bool:
@@ -285,7 +288,8 @@ class EventEngine:
         return True
 
     def _run_step(self, step: type[EventStep], event: Event) -> bool:
-        attempts = max(1, self._retry.attempts)
+        attempts = self._attempts
+        tries = Register()
         for attempt in range(1, attempts + 1):
             try:
                 step(
@@ -303,7 +307,8 @@ class EventEngine:
             if attempt == attempts:
                 break
             self._count(event, retried=1)
-            if self._stopping.wait(self._retry.backoff.delay(attempt)):
+            tries = self._retries.after_failure(tries)
+            if self._stopping.wait(self._retries.seconds_until_due(tries)):
                 return False
         self._log.error(
             "Dropped event after %d attempts (step=%s, topic=%s, partition=%d, offset=%d)",

@@ -10,11 +10,8 @@ are fixed here:
   5 s forever, and one failing policy does not keep the others for that object from running;
 * an unknown model or an empty policy list cannot abort the pass.
 
-Policy backoff state: kept in memory per object (the authority while the process runs) and
-persisted under its own key, `{"policy": {...}}`, inside `backend_register`, so that a restart
-picks it up. The sync engine rewrites `backend_register` on its own successes and failures and
-may drop that key; the in-memory copy is unaffected, so only a restart right after such a
-rewrite forgets the policy backoff (the object is then tried once more and backs off again).
+Policy backoff state is the policy engine's part of `backend_register` (see `backend_state`),
+which every other writer keeps, so it survives syncs and restarts alike.
 
 Bookkeeping saves (`policed`, `policy_*`, the register) are made as the synchronizer with
 explicit `update_fields`; none of those columns is an important change, so they re-trigger
@@ -24,19 +21,19 @@ stamp `changed_by_policy`, which makes the objects they touch due for sync.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-from ..backoff import BackoffPolicy, Clock, Rand, Register, wall_clock
+from .. import backend_state
+from ..backend_state import POLICED, exception_message, policy_register
+from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..observability import LOGGER_NAME
 from ..policy import Policy
-from ..status import exception_message
 from ..store.base import PendingQuery, Record, Store
 
 Key = tuple[str, int]
@@ -44,8 +41,7 @@ Action = Literal["create", "update", "delete"]
 # Turns a store record of `model` into the object handlers receive (a policy-actor ORM object).
 ObjectFactory = Callable[[str, Record], Any]
 
-REGISTER_KEY = "policy"
-DONE = "done"
+DONE = POLICED
 _USER_ERRORS = (Exception, SystemExit)
 
 
@@ -68,21 +64,7 @@ class PolicyPassReport:
         return len(self.outcomes)
 
     def note_retry(self, at: float) -> None:
-        self.next_retry = at if self.next_retry is None else min(self.next_retry, at)
-
-
-def policy_register(backend_register: str | None) -> Register:
-    """The policy backoff persisted inside an object's `backend_register` (fresh if none)."""
-    data = _json_object(backend_register)
-    inner = data.get(REGISTER_KEY)
-    return Register.parse(json.dumps(inner)) if isinstance(inner, dict) else Register()
-
-
-def with_policy_register(backend_register: str | None, register: Register) -> str:
-    """`backend_register` with the policy key replaced and every other key kept."""
-    data = _json_object(backend_register)
-    data[REGISTER_KEY] = json.loads(register.to_json())
-    return json.dumps(data, sort_keys=True)
+        self.next_retry = earliest((self.next_retry, at))
 
 
 class PolicyEngine:
@@ -109,9 +91,8 @@ class PolicyEngine:
         self.wrap: ObjectFactory = wrap or (
             lambda model, record: accessor.get_model_class(model).from_record(record)
         )
-        self.backoff = backoff
+        self.retries = RetryBook(backoff, clock=clock, rand=rand)
         self.clock = clock
-        self.rand = rand
         self.log = log or logging.getLogger(LOGGER_NAME).getChild("policies")
         self.by_model: dict[str, list[type[Policy]]] = {}
         for policy in policies:
@@ -119,8 +100,6 @@ class PolicyEngine:
             chain = self.by_model.setdefault(policy.model_name, [])
             if policy not in chain:
                 chain.append(policy)
-        self._registers: dict[Key, Register] = {}
-        self._lock = threading.Lock()
 
     @property
     def models(self) -> list[str]:
@@ -145,8 +124,8 @@ class PolicyEngine:
             if stop is not None and stop.is_set():
                 break
             key = (model, int(record["id"]))
-            register = self._register(key, record)
-            if not register.is_due(now):
+            register = policy_register(record.get("backend_register"))
+            if not self.retries.is_due(register, now):
                 report.note_retry(register.next_run)
                 continue
             action: Action = (
@@ -154,7 +133,7 @@ class PolicyEngine:
                 if query is PendingQuery.DELETED_POLICIES
                 else ("create" if not record.get("policed") else "update")
             )
-            outcome = self._police(model, record, action, register)
+            outcome = self._police(model, record, action)
             report.outcomes[key] = (action, outcome)
         report.seconds = time.perf_counter() - started
         return report
@@ -172,9 +151,7 @@ class PolicyEngine:
 
     # --- one object ----------------------------------------------------------------------
 
-    def _police(
-        self, model: str, record: Record, action: Action, register: Register
-    ) -> PolicyOutcome:
+    def _police(self, model: str, record: Record, action: Action) -> PolicyOutcome:
         obj = self.wrap(model, record)
         key = (model, int(record["id"]))
         errors: list[str] = []
@@ -197,7 +174,7 @@ class PolicyEngine:
                     },
                 )
         if errors:
-            self._failed(key, record, errors, register)
+            self._failed(key, record, errors)
             return PolicyOutcome.FAILED
         if not self._done(key, obj, record):
             return PolicyOutcome.FAILED
@@ -214,11 +191,7 @@ class PolicyEngine:
             _timestamp(getattr(obj, "updated", record.get("updated"))),
             _timestamp(getattr(obj, "changed_by_step", record.get("changed_by_step"))),
         )
-        values: dict[str, Any] = {"policed": policed, "policy_code": 1, "policy_status": DONE}
-        with self._lock:
-            had_backoff = self._registers.pop(key, None) is not None
-        if had_backoff or REGISTER_KEY in _json_object(record.get("backend_register")):
-            values["backend_register"] = _without_policy_key(record.get("backend_register"))
+        values = backend_state.policed(register=record.get("backend_register"), policed=policed)
         try:
             self._save(key, values)
         except Exception as exc:
@@ -231,19 +204,14 @@ class PolicyEngine:
             _set_quietly(obj, name, values[name])
         return True
 
-    def _failed(self, key: Key, record: Record, errors: list[str], register: Register) -> None:
-        after = register.after_failure(self.backoff, self.clock(), self.rand)
-        with self._lock:
-            self._registers[key] = after
-        values = {
-            "policy_code": 2,
-            "policy_status": " // ".join(dict.fromkeys(errors))[:1024],
-            "backend_register": with_policy_register(record.get("backend_register"), after),
-        }
+    def _failed(self, key: Key, record: Record, errors: list[str]) -> None:
+        values = backend_state.policy_failed(
+            register=record.get("backend_register"), errors=errors, retries=self.retries
+        )
         try:
             self._save(key, values)
         except Exception as exc:
-            # The object may be gone; the in-memory register still holds the backoff.
+            # The object may be gone; if not, the next pass polices it again.
             self.log.warning(
                 "could not save policy status",
                 extra={"model": key[0], "id": key[1], "error": exception_message(exc)},
@@ -281,17 +249,6 @@ class PolicyEngine:
             )
             return []
 
-    def _register(self, key: Key, record: Mapping[str, Any]) -> Register:
-        with self._lock:
-            held = self._registers.get(key)
-        if held is not None:
-            return held
-        persisted = policy_register(record.get("backend_register"))
-        if persisted.failures:
-            with self._lock:
-                self._registers[key] = persisted
-        return persisted
-
     def _new(self, policy_class: type[Policy]) -> Policy:
         return policy_class(
             model_accessor=self.accessor, log=self.log.getChild(policy_class.__name__)
@@ -299,20 +256,6 @@ class PolicyEngine:
 
     def _save(self, key: Key, values: dict[str, Any]) -> None:
         self.store.update(key[0], key[1], values, actor="synchronizer", update_fields=list(values))
-
-
-def _json_object(text: Any) -> dict[str, Any]:
-    try:
-        data = json.loads(text) if isinstance(text, str) and text else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _without_policy_key(text: Any) -> str:
-    data = _json_object(text)
-    data.pop(REGISTER_KEY, None)
-    return json.dumps(data, sort_keys=True)
 
 
 def _set_quietly(obj: Any, name: str, value: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..observability import LOGGER_NAME
 from ..pullstep import PullStep
-from ..status import exception_message
+from ..backend_state import exception_message
 
 MonotonicClock = Callable[[], float]
 # The shortest interval honoured, so that a step asking for 0 cannot spin a core.

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from ..backoff import BackoffPolicy, Clock, Rand, Register, wall_clock
+from .. import backend_state
+from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
+from ..backend_state import exception_message, last_message, sync_register
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
-from ..status import OK, append_status, exception_message, held_message, last_message
 from ..steps import DeferredException, SyncStep
 from ..store.base import Actor, PendingQuery, Record, Store, StoreError
 
@@ -110,9 +111,10 @@ class SyncEngine:
         self.wrap = wrap
         self.accessor = accessor
         self.max_workers = max_workers
-        self.backoff = backoff
+        self.retries = (
+            RetryBook(backoff, clock=clock, rand=rand) if rand else RetryBook(backoff, clock=clock)
+        )
         self.clock = clock
-        self.rand = rand
         self.metrics = metrics or Metrics()
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._reaches = _ModelReach(self.links)
@@ -184,14 +186,10 @@ class SyncEngine:
     def _plan_item(
         self, key: Key, work: _Work, now: float, report: PassReport, key_of_id: dict[int, Key]
     ) -> PlanItem:
-        register = Register.parse(getattr(work.obj, "backend_register", None))
-        due = register.is_due(now)
+        register = sync_register(getattr(work.obj, "backend_register", None))
+        due = self.retries.is_due(register, now)
         if not due:
-            report.next_retry = (
-                register.next_run
-                if report.next_retry is None
-                else min(report.next_retry, register.next_run)
-            )
+            report.next_retry = earliest((report.next_retry, register.next_run))
         links = self.links.links_of(work.model, lambda name: getattr(work.obj, name, None))
         # A link names its peer's declared model (Service); the pending object may be a
         # subclass (VSGService) with the same id.
@@ -231,8 +229,6 @@ class SyncEngine:
             return self._deferred(work, exc, started)
         except _USER_ERRORS as exc:
             return self._failed(work, exc, started)
-        now = self.clock()
-        register = Register.parse(getattr(obj, "backend_register", None)).after_success(now)
         enacted = max(
             _timestamp(getattr(obj, "updated", None)),
             _timestamp(getattr(obj, "changed_by_policy", None)),
@@ -240,12 +236,11 @@ class SyncEngine:
         try:
             self._save(
                 work,
-                {
-                    "enacted": enacted,
-                    "backend_status": OK,
-                    "backend_code": 1,
-                    "backend_register": register.to_json(),
-                },
+                backend_state.synced(
+                    register=getattr(obj, "backend_register", None),
+                    enacted=enacted,
+                    retries=self.retries,
+                ),
             )
         except Exception as exc:
             return self._failed(work, exc, started)
@@ -298,20 +293,27 @@ class SyncEngine:
 
     def _failed(self, work: _Work, exc: BaseException, started: float) -> Outcome:
         message = exception_message(exc)
-        register = Register.parse(getattr(work.obj, "backend_register", None)).after_failure(
-            self.backoff, self.clock(), *([self.rand] if self.rand else [])
-        )
-        status = append_status(getattr(work.obj, "backend_status", None), message)
         self._save_quietly(
             work,
-            {"backend_status": status, "backend_code": 2, "backend_register": register.to_json()},
+            backend_state.failed(
+                status=getattr(work.obj, "backend_status", None),
+                register=getattr(work.obj, "backend_register", None),
+                message=message,
+                retries=self.retries,
+            ),
         )
         return self._done(work, Outcome.FAILED, started, message)
 
     def _deferred(self, work: _Work, exc: DeferredException, started: float) -> Outcome:
         message = exception_message(exc)
-        status = append_status(getattr(work.obj, "backend_status", None), message)
-        self._save_quietly(work, {"backend_status": status, "backend_code": 0})
+        self._save_quietly(
+            work,
+            backend_state.deferred(
+                status=getattr(work.obj, "backend_status", None),
+                register=getattr(work.obj, "backend_register", None),
+                message=message,
+            ),
+        )
         return self._done(work, Outcome.DEFERRED, started, message)
 
     def _done(
@@ -342,16 +344,15 @@ class SyncEngine:
             root = execution.root_cause(key)
             assert root is not None
             held, cause = work[key], work[root]
-            reason = last_message(getattr(cause.obj, "backend_status", None))
-            status = append_status(
-                getattr(held.obj, "backend_status", None), held_message(root[0], root[1], reason)
+            changes = backend_state.held_back(
+                status=getattr(held.obj, "backend_status", None),
+                register=getattr(held.obj, "backend_register", None),
+                code=getattr(held.obj, "backend_code", None),
+                cause=root,
+                reason=last_message(getattr(cause.obj, "backend_status", None)),
             )
-            # Held objects are waiting, not failing: code 0, and their backoff is left alone.
-            if (
-                status != getattr(held.obj, "backend_status", None)
-                or getattr(held.obj, "backend_code", None) != 0
-            ):
-                self._save_quietly(held, {"backend_status": status, "backend_code": 0})
+            if changes:
+                self._save_quietly(held, changes)
             if self.log.isEnabledFor(logging.INFO):
                 self.log.info(
                     "delete" if deletion else "sync",

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
@@ -29,13 +28,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..backoff import Register
+from .. import backend_state
 from ..planner import ModelDeps
 from ..store.base import NotFound, Store, StoreError
 from .auth import BasicAuth, Credentials
 from .feed import CLOSED, ChangeFeed
 from .graph import render_svg
-from .state import STATES, StatusReader
+from ..backend_state import STATES
+from .state import StatusReader
 
 STATIC = Path(__file__).resolve().parent / "static"
 KEEPALIVE_SECONDS = 15.0
@@ -171,7 +171,7 @@ class _Api:
         return JSONResponse(found)
 
     def retry(self, request: Request) -> Response:
-        """Clear the object's backoff so the next pass takes it: `next_run` becomes 0."""
+        """Clear the object's backoffs so the next pass takes it (`backend_state.retry_now`)."""
         if not self.allow_retry:
             return _error(403, "retry is disabled; start the UI with --allow-retry")
         if request.headers.get(WRITE_HEADER) != "1":
@@ -189,14 +189,10 @@ class _Api:
 
     def _clear_backoff(self, model: str, id: int) -> dict[str, Any] | None:
         record = self.reader.store.get(model, id, include_deleted=True)
-        register = Register.parse(record.get("backend_register") or None)
+        values = backend_state.retry_now(register=record.get("backend_register"))
         # Backend state, written as the synchronizer: the object's `updated` does not move.
         self.reader.store.update(
-            model,
-            id,
-            {"backend_register": replace(register, next_run=0.0).to_json()},
-            actor="synchronizer",
-            update_fields=["backend_register"],
+            model, id, values, actor="synchronizer", update_fields=list(values)
         )
         summary = self.reader.summary(model, id, now=self.clock())
         return summary.as_json() if summary is not None else None

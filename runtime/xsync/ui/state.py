@@ -1,16 +1,6 @@
-"""What the status page says about an object: its sync state, its error, its backoff, its links.
+"""What the status page says about an object: its state, its error, its backoff, its links.
 
-The state is read from the lifecycle fields the engine writes (reference sections 2.2-2.3):
-
-- `ok`: nothing to sync (`enacted` is current) and not waiting to be deleted;
-- `error`: the last attempt failed (`backend_code` 2), or the object is held back because an
-  object it depends on failed (its newest status entry is the "Failed due to error in model"
-  message), as the XOS UI shows dependents of a failure in red too;
-- `backing_off`: pending, and its backoff record says not before `next_run`;
-- `deferred`: pending with code 0 and a reason recorded in `backend_status` (a step raised
-  `DeferredException`);
-- `pending`: anything else that still has to be synced or deleted.
-
+The state is `backend_state.classify`'s, the same `xsync status` and the metrics report.
 An error keeps its red even while it backs off; its `next_retry` says when it is tried again.
 """
 
@@ -19,19 +9,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..backoff import Register
+from ..backend_state import (
+    STATES,
+    State,
+    classify,
+    is_gone,
+    last_message,
+    needs_policy,
+    status_entries,
+    sync_register,
+)
 from ..planner import Key, LinkFields, ModelDeps
-from ..status import OK, SEPARATOR, last_message
-from ..store.base import NotFound, PendingQuery, Record, Store
-from ..store.lifecycle import dirty_in_python
+from ..store.base import NotFound, Record, Store
 
-State = Literal["ok", "pending", "deferred", "backing_off", "error"]
-STATES: tuple[State, ...] = ("ok", "pending", "deferred", "backing_off", "error")
-
-FRESH_STATUS = "Provisioning in progress"  # the model default: nothing has been tried yet
-HELD_PREFIX = "Failed due to error in model "  # xsync.status.held_message's wording
 TIMESTAMP_FIELDS = frozenset(
     ("created", "updated", "enacted", "policed", "changed_by_step", "changed_by_policy")
 )
@@ -40,17 +32,6 @@ LIFECYCLE_TEXT_FIELDS = frozenset(
 )
 NAME_LENGTH = 80
 NEIGHBOURS_SHOWN = 100  # objects listed as waiting for one object; the total is given too
-_LIFECYCLE_DEFAULTS: dict[str, object] = {
-    "deleted": False,
-    "enacted": None,
-    "updated": None,
-    "changed_by_policy": None,
-    "lazy_blocked": False,
-    "no_sync": False,
-    "policed": None,
-    "changed_by_step": None,
-    "no_policy": False,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +45,18 @@ class Summary:
     message: str
     next_retry: float | None
     deleting: bool
+    policy_state: str
 
     def as_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "id": self.id,
             "name": self.name,
-            "state": self.state,
+            "state": self.state.value,
             "message": self.message,
             "next_retry": self.next_retry,
             "deleting": self.deleting,
+            "policy_state": self.policy_state,
         }
 
     def matches(self, *, model: str | None, state: str | None, text: str | None) -> bool:
@@ -88,51 +71,17 @@ class Summary:
         return True
 
 
-def is_gone(record: Mapping[str, Any]) -> bool:
-    """Deleted and already removed from the backend: only the reaper still has business with it."""
-    return bool(record.get("deleted")) and bool(record.get("backend_need_reap"))
-
-
-def needs_sync(record: Mapping[str, Any]) -> bool:
-    """Pending for the sync pass (the store's own predicate) or for the deletion pass."""
-    row = {key: record.get(key, default) for key, default in _LIFECYCLE_DEFAULTS.items()}
-    if row["deleted"]:
-        return True
-    return dirty_in_python(row, PendingQuery.DIRTY_OBJECTS)
-
-
-def needs_policy(record: Mapping[str, Any]) -> bool:
-    row = {key: record.get(key, default) for key, default in _LIFECYCLE_DEFAULTS.items()}
-    query = PendingQuery.DELETED_POLICIES if row["deleted"] else PendingQuery.DIRTY_POLICIES
-    return dirty_in_python(row, query)
-
-
-def classify(record: Mapping[str, Any], *, now: float) -> tuple[State, float | None]:
-    """The object's state, and when it is retried next if it is waiting for its backoff."""
-    register = Register.parse(_text(record.get("backend_register")))
-    next_retry = register.next_run if register.next_run > now else None
-    if not needs_sync(record):
-        return "ok", None
-    newest = last_message(_text(record.get("backend_status")))
-    if record.get("backend_code") == 2 or newest.startswith(HELD_PREFIX):
-        return "error", next_retry
-    if next_retry is not None:
-        return "backing_off", next_retry
-    if record.get("backend_code") == 0 and newest not in ("", FRESH_STATUS, OK):
-        return "deferred", None
-    return "pending", None
-
-
 def summarize(model: str, record: Mapping[str, Any], *, now: float) -> Summary:
-    state, next_retry = classify(record, now=now)
+    c = classify(record, now)
     return Summary(
         model=model,
         id=int(record["id"]),
         name=display_name(record),
-        state=state,
+        state=c.state,
         message=last_message(_text(record.get("backend_status"))),
-        next_retry=next_retry,
+        next_retry=c.next_retry,
         deleting=bool(record.get("deleted")),
+        policy_state=c.policy_state.value,
     )
 
 
@@ -149,7 +98,7 @@ def display_name(record: Mapping[str, Any]) -> str:
 
 def backoff_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """The backoff record as the page shows it; timestamps of 0 mean "never"."""
-    register = Register.parse(_text(record.get("backend_register")))
+    register = sync_register(record.get("backend_register"))
     return {
         "failures": register.failures,
         "last_failure": register.last_failure or None,
@@ -201,11 +150,6 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def status_entries(status: str | None) -> list[str]:
-    """The " // "-separated messages of a `backend_status`, oldest first."""
-    return [part for part in (status or "").split(SEPARATOR) if part]
-
-
 class StatusReader:
     """Reads the store for the page: lists, one object in detail, its neighbours by link."""
 
@@ -246,9 +190,9 @@ class StatusReader:
         """Per model, how many objects are in each state."""
         result: dict[str, dict[str, int]] = {}
         for name in self.models:
-            tally: dict[str, int] = {state: 0 for state in STATES}
+            tally: dict[str, int] = {state.value: 0 for state in STATES}
             for record in self.records(name):
-                tally[classify(record, now=now)[0]] += 1
+                tally[classify(record, now).state.value] += 1
             result[name] = tally
         return result
 

@@ -6,6 +6,7 @@ const STATE_LABELS = {
   ok: "OK",
   pending: "pending",
   deferred: "deferred",
+  held: "held back",
   backing_off: "backing off",
   error: "error",
 };
