@@ -255,14 +255,17 @@ def test_user_may_not_write_feedback_state(shop: SqlStore, column: str) -> None:
     assert len(shop.query("Shop")) == 1
 
 
-def test_policy_may_write_policy_state_but_not_backend_state(shop: SqlStore) -> None:
+def test_policy_saves_as_the_synchronizer_and_may_write_feedback_state(shop: SqlStore) -> None:
+    # XOS: the policy thread saves with caller_kind "synchronizer"; only changed_by_policy differs.
     created = shop.create("Shop", {"name": "x"})
     after = shop.update(
-        "Shop", created["id"], {"policy_code": 1, "policy_status": "done"}, actor="policy"
+        "Shop",
+        created["id"],
+        {"policy_code": 1, "backend_status": "OK", "secret_state": "s", "label": "l"},
+        actor="policy",
     )
-    assert (after["policy_code"], after["policy_status"]) == (1, "done")
-    with pytest.raises(PermissionDenied, match="backend_status"):
-        shop.update("Shop", created["id"], {"backend_status": "OK"}, actor="policy")
+    assert (after["policy_code"], after["backend_status"], after["secret_state"]) == (1, "OK", "s")
+    assert after["updated"] == created["updated"] and after["changed_by_policy"] is not None
 
 
 def test_user_resending_unchanged_feedback_state_is_allowed(shop: SqlStore) -> None:

@@ -14,7 +14,7 @@ from xsync.events import Event, EventStep
 from xsync.orm import Manager, ModelObject, RelatedManager, make_model_classes
 from xsync.policy import Policy
 from xsync.pullstep import PullStep
-from xsync.steps import DeferredException, SyncStep
+from xsync.steps import DeferredException, InnocuousException, SyncStep
 
 __all__ = [
     "Config",
@@ -22,6 +22,7 @@ __all__ = [
     "DeferredException",
     "Event",
     "EventStep",
+    "InnocuousException",
     "Manager",
     "ModelAccessor",
     "ModelObject",

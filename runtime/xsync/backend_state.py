@@ -231,13 +231,17 @@ def failed(
     message: str,
     retries: RetryBook,
     now: float | None = None,
+    innocuous: bool = False,
 ) -> dict[str, Any]:
-    """A step raised: an error, and the next attempt waits for the backoff."""
+    """A step raised: an error, and the next attempt waits for the backoff.
+
+    `innocuous` (the step raised `InnocuousException`): the same, but code OK, as XOS writes
+    it for a failure that is not an error."""
     current = BackendRegister.parse(register)
     after = current.with_sync(retries.after_failure(current.sync, now)).with_held_by(None)
     return {
         "backend_status": append_status(_text(status), message),
-        "backend_code": int(Code.ERROR),
+        "backend_code": int(Code.OK if innocuous else Code.ERROR),
         "backend_register": after.to_json(),
     }
 

@@ -145,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         log=log,
         policies=runtime.policy_engine,
         pulls=runtime.pull_scheduler,
+        reaper=runtime.reaper,
     )
     _on_signals(runner.request_stop)
     events = None

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .backoff import BackoffPolicy, wall_clock
+from .compat.xos import XOSCompat, XOSCompatError
 from .config import Config
 from .engines.policies import PolicyEngine, PolicyPassReport
 from .engines.pull import PullScheduler
+from .engines.reaper import Reaper
 from .engines.sync import PassReport, SyncEngine
 from .events import EventStep
 from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
+from .orm.spec import model_specs
 from .model_deps import ModelDepsError, load_model_deps
 from .planner import ModelDeps
 from .policy import Policy
@@ -49,12 +52,16 @@ class Runtime:
     event_steps: list[type[EventStep]] = field(default_factory=list)
     policy_engine: PolicyEngine | None = None
     pull_scheduler: PullScheduler | None = None
+    compat: XOSCompat | None = None
+    reaper: Reaper | None = None
 
     @property
     def observed_models(self) -> list[str]:
         return list(dict.fromkeys(m for step in self.steps for m in step.observed_model_names()))
 
     def close(self) -> None:
+        if self.compat is not None:
+            self.compat.close()
         self.accessor.close()
 
 
@@ -66,8 +73,6 @@ def build_runtime(
 
     from .connect import connect
 
-    steps = _load_steps(config)
-    policies, pull_steps, event_steps = _load_hybrid(config)
     try:
         accessor = connect(config, actor="synchronizer")
     except XprotoError as exc:
@@ -76,12 +81,28 @@ def build_runtime(
         raise StartupError(f"{where}{first.message if first else exc}") from None
     except StoreError as exc:
         raise StartupError(f"{config.path}: store: {exc}") from None
+    # The synchronizer's code is loaded with the models ready: XOS code imports model
+    # classes at module level (`from xossynchronizer.modelaccessor import Site`).
+    compat = XOSCompat(config, accessor, log)
+    try:
+        compat.open()
+        steps = _load_steps(config)
+        policies, pull_steps, event_steps = _load_hybrid(config)
+    except XOSCompatError as exc:
+        compat.close()
+        accessor.close()
+        raise StartupError(f"{config.path}: {exc}") from None
+    except BaseException:
+        compat.close()
+        accessor.close()
+        raise
     try:
         _check_core_version(config, accessor.store)
         _check_observed_models(steps, set(accessor.models))
         _check_policy_models(policies, set(accessor.models))
         deps = _model_deps(config, accessor.schema)
     except StartupError:
+        compat.close()
         accessor.close()
         raise
     backoff = BackoffPolicy(
@@ -107,6 +128,13 @@ def build_runtime(
         hold_deletion=_deletion_hold(policy_engine),
     )
     pulls = PullScheduler(pull_steps, accessor=accessor, log=log) if pull_steps else None
+    reaper = Reaper(
+        accessor.store,
+        model_specs(accessor.schema),
+        {m for step in steps for m in step.observed_model_names()},
+        hold=_deletion_hold(policy_engine),
+        log=log,
+    )
     return Runtime(
         config,
         accessor,
@@ -119,6 +147,8 @@ def build_runtime(
         event_steps,
         policy_engine,
         pulls,
+        compat,
+        reaper,
     )
 
 
@@ -221,10 +251,12 @@ class Runner:
         on_pass: Callable[[PassReport], None] | None = None,
         policies: PolicyEngine | None = None,
         pulls: PullScheduler | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.engine = engine
         self.policies = policies
         self.pulls = pulls
+        self.reaper = reaper
         self.last_policy_pass: PolicyPassReport | None = None
         # Pull steps run inside the passes, except in run_forever, where they have a thread.
         self._pull_in_pass = True
@@ -248,6 +280,8 @@ class Runner:
         if self.pulls is not None and self._pull_in_pass:
             self.pulls.run_due()
         report = self.engine.run_pass(self.stop)
+        if self.reaper is not None and not self.stop.is_set():
+            report.reaped = self.reaper.run_pass()
         self.log.debug(
             "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
         )

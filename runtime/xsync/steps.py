@@ -1,4 +1,4 @@
-"""The step API that synchronizer authors subclass: `SyncStep` and `DeferredException`.
+"""The step API that synchronizer authors subclass: `SyncStep`, and the exceptions steps raise.
 
 Names follow the XOS synchronizer documentation so that existing steps port with few edits.
 """
@@ -14,6 +14,11 @@ PendingSource = Callable[[Sequence[str], bool], list[Any]]
 
 class DeferredException(Exception):
     """Raised by a step that cannot finish yet: no error state, no backoff, retried next pass."""
+
+
+class InnocuousException(Exception):
+    """Raised by a step whose object is not done but not in error either (XOS's meaning): the
+    object keeps `backend_code` 1 with the message as its status, and is retried with backoff."""
 
 
 class SyncStep:

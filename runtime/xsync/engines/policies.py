@@ -33,6 +33,7 @@ from .. import backend_state
 from ..backend_state import POLICED, exception_message, policy_register
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..observability import LOGGER_NAME
+from ..orm import acting_as
 from ..policy import Policy
 from ..store.base import PendingQuery, Record, Store
 
@@ -158,8 +159,9 @@ class PolicyEngine:
         for policy_class in self.by_model[model]:
             try:
                 # The policy's own __init__ is user code too: inside the try.
-                handler = getattr(self._new(policy_class), f"handle_{action}")
-                handler(obj)
+                with acting_as("policy"):
+                    handler = getattr(self._new(policy_class), f"handle_{action}")
+                    handler(obj)
             except _USER_ERRORS as exc:
                 message = exception_message(exc)
                 errors.append(message)
@@ -223,7 +225,8 @@ class PolicyEngine:
             if hook is None:
                 continue
             try:
-                self._new(policy_class).after_policy_save(obj)  # type: ignore[attr-defined]
+                with acting_as("policy"):
+                    self._new(policy_class).after_policy_save(obj)  # type: ignore[attr-defined]
             except _USER_ERRORS as exc:
                 # policed is saved: the object is policed; report the hook, do not undo that.
                 self.log.error(

@@ -19,7 +19,7 @@ from ..backend_state import exception_message, last_message, sync_register
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
-from ..steps import DeferredException, SyncStep
+from ..steps import DeferredException, InnocuousException, SyncStep
 from ..store.base import Actor, PendingQuery, Record, Store, StoreError
 
 # Turns a store record of `model` into the object steps receive (an ORM object).
@@ -53,12 +53,14 @@ class PassReport:
     skipped_steps: list[str] = field(default_factory=list)  # fetch_pending raised
     next_retry: float | None = None  # earliest next_run of an object backing off
     seconds: float = 0.0
+    reaped: int = 0  # deleted objects of models without a step, purged by the reaper
 
     @property
     def worked(self) -> int:
         """Objects whose step code ran (or that were purged) in this pass."""
         ran = (Outcome.SYNCED, Outcome.FAILED, Outcome.DEFERRED)
-        return sum(1 for o in [*self.outcomes.values(), *self.deletions.values()] if o in ran)
+        done = sum(1 for o in [*self.outcomes.values(), *self.deletions.values()] if o in ran)
+        return done + self.reaped
 
 
 @dataclass(slots=True)
@@ -300,6 +302,7 @@ class SyncEngine:
                 register=getattr(work.obj, "backend_register", None),
                 message=message,
                 retries=self.retries,
+                innocuous=isinstance(exc, InnocuousException),
             ),
         )
         return self._done(work, Outcome.FAILED, started, message)

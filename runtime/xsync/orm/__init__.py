@@ -8,7 +8,7 @@ descriptors in `fields` and share `ModelObject`.
 from .build import bind_classes, class_from_spec, make_model_classes
 from .errors import FieldError, MultipleObjectsReturned, NotBound, ObjectDoesNotExist, ORMError
 from .fields import Column, ForeignKey, ManyToMany, Reverse
-from .model import Binding, ModelObject
+from .model import Binding, ModelObject, acting_as
 from .query import Manager, QuerySet, RelatedManager
 from .spec import ColumnSpec, ModelSpec, ReverseSpec, SpecError, model_spec, model_specs
 
@@ -31,6 +31,7 @@ __all__ = [
     "Reverse",
     "ReverseSpec",
     "SpecError",
+    "acting_as",
     "bind_classes",
     "class_from_spec",
     "make_model_classes",

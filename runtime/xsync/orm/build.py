@@ -37,9 +37,10 @@ def class_from_spec(spec: ModelSpec) -> type[ModelObject]:
     namespace: dict[str, Attribute] = {}
     for column in spec.columns:
         if column.kind == "scalar":
-            namespace[column.name] = Column(default=column.default)
+            namespace[column.name] = Column(default=column.default, python_type=column.python_type)
             continue
-        namespace[column.column] = Column(default=column.default)
+        link_type = "int" if column.kind == "link" else None
+        namespace[column.column] = Column(default=column.default, python_type=link_type)
         if column.peer is None:
             continue  # the peer is not in the schema: only its id is known
         if column.kind == "link":

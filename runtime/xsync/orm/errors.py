@@ -11,8 +11,12 @@ class FieldError(ORMError, AttributeError):
     """An unknown or unusable field in `Model(**kw)`, `filter`, `exclude` or `update_fields`."""
 
 
-class ObjectDoesNotExist(ORMError, LookupError):
-    """`get()` found nothing. Each model class has its own subclass, `Model.DoesNotExist`."""
+class ObjectDoesNotExist(ORMError, IndexError):
+    """`get()` found nothing. Each model class has its own subclass, `Model.DoesNotExist`.
+
+    An `IndexError` (hence a `LookupError`): XOS's ORM raises IndexError here, and CORD code
+    catches it as `except IndexError`.
+    """
 
 
 class MultipleObjectsReturned(ORMError, LookupError):

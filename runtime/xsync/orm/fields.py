@@ -28,13 +28,39 @@ class Attribute:
 class Column(Attribute, Generic[T]):
     """A value stored in one store column: a scalar, a link's `<name>_id`, a `<name>_ids` list."""
 
-    def __init__(self, *, default: object = None, column: str | None = None) -> None:
+    def __init__(
+        self, *, default: object = None, column: str | None = None, python_type: str | None = None
+    ) -> None:
         self.default = default
         self._column = column
+        # "int", "float", "str" or "bool" when known: filters coerce values to it, as XOS's do.
+        self.python_type = python_type
 
     @property
     def column(self) -> str:
         return self._column or self.name
+
+    def coerce(self, value: object) -> object:
+        """`value` as this column's type when it is a scalar given as another type.
+
+        XOS's ORM sends filter values to Django, which converts them to the field's type, so
+        CORD code filters an integer field with a string (`filter(uni_port_id="5")`); a value
+        that does not convert is returned as it is and simply matches nothing.
+        """
+        kind = self.python_type
+        if value is None or isinstance(value, bool) or kind is None:
+            return value
+        try:
+            if kind == "int" and isinstance(value, (str, float)):
+                number = float(value)
+                return int(number) if number.is_integer() else value
+            if kind == "float" and isinstance(value, (str, int)):
+                return float(value)
+            if kind == "str" and isinstance(value, (int, float)):
+                return str(value)
+        except ValueError:
+            return value
+        return value
 
     def initial(self) -> object:
         """The value of a fresh object; lists are copied so objects never share one."""

@@ -8,13 +8,36 @@ actor, so the same class hierarchy serves user code, policies and sync steps.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Self, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Self, Sequence
 
 from ..store.base import Actor, NotFound, Record, Store
 from . import errors
 from .fields import Attribute, Column, ForeignKey, ManyToMany, Reverse
 from .query import Condition, Manager, RelatedManager, unknown_field_message
+
+# Who the code running now saves as, whatever class it uses (see `acting_as`).
+_ACTING_AS: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
+    "xsync_acting_as", default=None
+)
+
+
+@contextlib.contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Within the block, saves of bound classes made by this thread are made as `actor`.
+
+    XOS decides who saves by the thread that saves (a policy thread's saves are policy saves,
+    reference section 1), not by the class used: a model policy that saves through a class it
+    imported at module level still makes a policy save. The policy engine runs handlers inside
+    `acting_as("policy")` to give the same meaning here.
+    """
+    token = _ACTING_AS.set(actor)
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
 
 
 @dataclass(eq=False)
@@ -24,6 +47,11 @@ class Binding:
     store: Store
     actor: Actor
     classes: dict[str, type[ModelObject]]
+
+    @property
+    def writer(self) -> Actor:
+        """The actor saves are made as now: `acting_as`'s, else the binding's."""
+        return _ACTING_AS.get() or self.actor
 
     def model_class(self, name: str) -> type[ModelObject]:
         found = self.classes.get(name)
@@ -51,7 +79,7 @@ class ModelObject:
     _columns: ClassVar[dict[str, Column[Any]]] = {}
     _binding: ClassVar[Binding | None] = None
 
-    id: Column[int | None] = Column()
+    id: Column[int | None] = Column(python_type="int")
 
     def __init_subclass__(
         cls, *, model: str | None = None, ancestors: Sequence[str] = (), **kwargs: Any
@@ -81,6 +109,7 @@ class ModelObject:
     def __init__(self, **fields: Any) -> None:
         self._values: Record = {column: attr.initial() for column, attr in self._columns.items()}
         self._changed: set[str] = set()
+        self._initial: dict[str, Any] = {}
         self._related: dict[str, ModelObject] = {}
         if "leaf_model_name" in self._columns:
             self._write("leaf_model_name", self.model_name)
@@ -96,6 +125,8 @@ class ModelObject:
                     f"set the link on the {attribute.source} side instead"
                 )
             setattr(self, name, value)
+        # XOS's change tracking starts from what the constructor was given.
+        self._initial = {}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Self:
@@ -103,6 +134,7 @@ class ModelObject:
         obj = cls.__new__(cls)
         obj._values = dict(record)
         obj._changed = set()
+        obj._initial = {}
         obj._related = {}
         return obj
 
@@ -151,6 +183,68 @@ class ModelObject:
         # attributes (a generated client's) are still checked against their own types.
         def __setattr__(self, name: str, value: Any) -> None: ...
 
+    @property
+    def class_names(self) -> str:
+        """The object's model and its bases, comma-separated, leaf first (XOS's `class_names`)."""
+        leaf = self._values.get("leaf_model_name") or self.model_name
+        binding = type(self)._binding
+        cls = binding.classes.get(leaf) if binding is not None else None
+        names = (leaf, *cls.ancestors) if cls is not None else (self.model_name, *self.ancestors)
+        return ",".join(names)
+
+    # --- change tracking (XOS's ORM: is_new, diff, changed_fields, ...) ------------------
+
+    @property
+    def is_new(self) -> bool:
+        """True until the object is saved for the first time."""
+        return self.id is None
+
+    @property
+    def diff(self) -> dict[str, tuple[Any, Any]]:
+        """`{column: (value when loaded or constructed, value now)}` for every changed column."""
+        return {
+            column: (old, self._values.get(column))
+            for column, old in self._initial.items()
+            if self._values.get(column) != old
+        }
+
+    @property
+    def changed_fields(self) -> list[str]:
+        """The columns a save would need to write: all those set on a new object, else `diff`'s."""
+        if self.is_new:
+            return sorted(self._changed - {"leaf_model_name"})
+        return sorted(self.diff)
+
+    def has_field_changed(self, name: str) -> bool:
+        return self._column_name(name) in self.diff
+
+    def get_field_diff(self, name: str) -> tuple[Any, Any] | None:
+        return self.diff.get(self._column_name(name))
+
+    def recompute_initial(self) -> None:
+        """Take the current values as the new starting point: `diff` becomes empty."""
+        self._initial = {}
+
+    def save_changed_fields(self, always_update_timestamp: bool = False) -> None:
+        """Save only the fields whose value changed; nothing at all when none did.
+
+        A new object is created. With nothing changed, no write happens, so `updated` does
+        not move even with `always_update_timestamp` (XOS's contract, used to avoid
+        re-triggering policies and sync steps).
+        """
+        if self.is_new:
+            self.save(always_update_timestamp=always_update_timestamp)
+            return
+        changed = self.changed_fields
+        if changed:
+            self.save(update_fields=changed, always_update_timestamp=always_update_timestamp)
+
+    def _column_name(self, name: str) -> str:
+        attribute = self._attributes.get("id" if name == "pk" else name)
+        if isinstance(attribute, (Column, ForeignKey, ManyToMany)):
+            return attribute.column
+        return name
+
     def tologdict(self) -> dict[str, Any]:
         """Context for structured log lines: `model_name`, `pk`, and `name` when there is one."""
         context: dict[str, Any] = {"model_name": self.model_name, "pk": self.id}
@@ -172,7 +266,7 @@ class ModelObject:
         binding = self._bound()
         if self.id is None:
             record = binding.store.create(
-                self.model_name, self._creation_values(), actor=binding.actor
+                self.model_name, self._creation_values(), actor=binding.writer
             )
             self._load(record)
             return
@@ -184,7 +278,7 @@ class ModelObject:
             self.model_name,
             self.id,
             {column: self._values.get(column) for column in columns},
-            actor=binding.actor,
+            actor=binding.writer,
             update_fields=None if update_fields is None else columns,
             always_update_timestamp=always_update_timestamp,
         )
@@ -202,7 +296,7 @@ class ModelObject:
         binding = self._bound()
         if self.id is None:
             raise errors.ORMError(f"cannot delete a {self.model_name} that was never saved")
-        binding.store.delete(self.model_name, self.id, actor=binding.actor)
+        binding.store.delete(self.model_name, self.id, actor=binding.writer)
         try:
             self.refresh()
         except errors.ObjectDoesNotExist:
@@ -241,6 +335,7 @@ class ModelObject:
     def _load(self, record: Mapping[str, Any]) -> None:
         self._values = dict(record)
         self._changed = set()
+        self._initial = {}
         self._related = {}
 
     def _read(self, column: str) -> Any:
@@ -250,6 +345,9 @@ class ModelObject:
         return attribute.initial() if attribute is not None else None
 
     def _write(self, column: str, value: Any) -> None:
+        if column not in self._initial:
+            # The value before the first change since load: what `diff` compares against.
+            self._initial[column] = self._values.get(column)
         self._values[column] = value
         self._changed.add(column)
 

@@ -73,6 +73,8 @@ _LOOKUPS: dict[str, Callable[[object, object], bool]] = {
 
 
 _SCALARS = (str, int, float)
+# Lookups whose value is compared as the column's type (and so is coerced to it first).
+_TYPED_LOOKUPS = frozenset({"exact", "gt", "gte", "lt", "lte"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,10 @@ def _condition(model: type[ModelObject], key: str, value: object) -> Condition:
         name = "id"
     attribute = model._attributes.get(name)
     if isinstance(attribute, Column):
+        if lookup == "in":
+            return Condition(attribute.column, lookup, [attribute.coerce(v) for v in value])  # type: ignore[attr-defined]
+        if lookup in _TYPED_LOOKUPS:
+            value = attribute.coerce(value)
         return Condition(attribute.column, lookup, value)
     if isinstance(attribute, ForeignKey):
         return Condition(
@@ -333,7 +339,7 @@ class Manager(QuerySet[M]):
                 )
         binding = self.model._bound()
         records = binding.store.create_many(
-            self.model.model_name, [obj._creation_values() for obj in objs], actor=binding.actor
+            self.model.model_name, [obj._creation_values() for obj in objs], actor=binding.writer
         )
         for obj, record in zip(objs, records):
             obj._load(record)

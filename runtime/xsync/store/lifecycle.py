@@ -16,7 +16,10 @@ import sqlalchemy as sa
 from .base import Actor, PendingQuery, PermissionDenied
 
 _UNIMPORTANT = frozenset({"policed", "updated", "enacted", "changed_by_step", "changed_by_policy"})
-POLICY_WRITABLE = frozenset({"policy_code", "policy_status"})
+# Writers that run inside the synchronizer process. In XOS both the sync threads and the
+# policy thread save with caller_kind "synchronizer" (reference 2.1 and 9.3): a model policy
+# may set feedback state, and only the changed_by_* stamp tells the two apart.
+_SYNCHRONIZER_SIDE = frozenset({"synchronizer", "policy"})
 
 
 def is_important(column: str) -> bool:
@@ -27,11 +30,11 @@ def is_important(column: str) -> bool:
 def check_feedback(
     model: str, actor: Actor, changed: Iterable[str], feedback: frozenset[str]
 ) -> None:
-    """Refuse a non-synchronizer change to feedback state, naming the first such field."""
-    if actor == "synchronizer":
+    """Refuse a change to feedback state from outside the synchronizer, naming the first field."""
+    if actor in _SYNCHRONIZER_SIDE:
         return
     for column in sorted(changed):
-        if column in feedback and not (actor == "policy" and column in POLICY_WRITABLE):
+        if column in feedback:
             raise PermissionDenied(
                 f"{model}.{column} is feedback state: only the synchronizer may change it "
                 f"(the writer is {actor!r})"

@@ -1,0 +1,142 @@
+"""The XOS base classes (`xossynchronizer.steps.syncstep.SyncStep`, `Policy`, `EventStep`,
+`PullStep`) as subclasses of xsync's, so xsync's loaders find and run them.
+
+What they add is what XOS code expects of its bases: loggers that take keywords
+(`self.log`, and `self.logger` on policies), `observes_classes`, `driver`, and the
+exceptions XOS defines. Per-object instances and the constructor keywords are xsync's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ... import events as _events
+from ... import policy as _policy
+from ... import pullstep as _pullstep
+from ... import steps as _steps
+from .logs import KeywordLogger, keyword_logger
+
+# XOS's DeferredException and InnocuousException are xsync's own.
+DeferredException = _steps.DeferredException
+InnocuousException = _steps.InnocuousException
+
+
+class FailedDependency(Exception):
+    """Defined by XOS for steps to raise; treated like any other failure."""
+
+
+class ExternalDependencyFailed(Exception):
+    """Defined by XOS: an object another synchronizer owns is not ready."""
+
+
+class SynchronizerException(Exception):
+    pass
+
+
+class SynchronizerProgrammingError(SynchronizerException):
+    pass
+
+
+class SynchronizerConfigurationError(SynchronizerException):
+    pass
+
+
+class _NoOpDriver:
+    """XOS's default step driver: enabled, does nothing."""
+
+    enabled = True
+    dependency_graph = None
+
+
+DRIVER = _NoOpDriver()
+
+
+class SyncStep(_steps.SyncStep):
+    """XOS's `SyncStep`: `observes`, `sync_record`, `delete_record`, `fetch_pending`."""
+
+    provides: list[Any] = []
+    external_dependencies: list[Any] = []
+    slow = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.driver = kwargs.pop("driver", DRIVER)
+        self.error_map = kwargs.pop("error_map", None)
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
+    def log(self) -> KeywordLogger:
+        return self._log
+
+    @log.setter
+    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
+        self._log = keyword_logger(value, f"step.{type(self).__name__}")
+
+    @property
+    def observes_classes(self) -> list[Any]:
+        """`observes` as model classes (names resolved through the model accessor)."""
+        items = self.observes if isinstance(self.observes, (list, tuple)) else [self.observes]
+        accessor = self.model_accessor
+        return [
+            accessor.get_model_class(item) if isinstance(item, str) and accessor else item
+            for item in items
+            if item
+        ]
+
+
+class Policy(_policy.Policy):
+    """XOS's `Policy`: `model_name` and `handle_create/update/delete`; `self.logger` logs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
+    def log(self) -> KeywordLogger:
+        return self._log
+
+    @log.setter
+    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
+        self._log = keyword_logger(value, f"policy.{type(self).__name__}")
+
+    @property
+    def logger(self) -> KeywordLogger:
+        """XOS policies log through `self.logger`; the same logger as `self.log`."""
+        return self._log
+
+
+class EventStep(_events.EventStep):
+    """XOS's `EventStep`: `technology`, `topics`, `process_event(event)`."""
+
+    pattern: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args:
+            # XOS's signature is EventStep(model_accessor, log, **kwargs).
+            kwargs.setdefault("model_accessor", args[0])
+            if len(args) > 1:
+                kwargs.setdefault("log", args[1])
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
+    def log(self) -> KeywordLogger:
+        return self._log
+
+    @log.setter
+    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
+        self._log = keyword_logger(value, f"events.{type(self).__name__}")
+
+
+class PullStep(_pullstep.PullStep):
+    """XOS's `PullStep`: `pull_records()`, with `observed_model` from the constructor."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.observed_model = kwargs.pop("observed_model", None)
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
+    def log(self) -> KeywordLogger:
+        return self._log
+
+    @log.setter
+    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
+        self._log = keyword_logger(value, f"pullstep.{type(self).__name__}")
