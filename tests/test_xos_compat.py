@@ -35,6 +35,10 @@ message DemoServiceInstance (ServiceInstance) {
     optional string color = 2 [feedback_state = True, max_length = 32];
 }
 
+message LonelyService (Service) {
+    optional string motto = 1 [max_length = 64];
+}
+
 message DemoNote (XOSBase) {
     required string text = 1 [max_length = 64];
     optional manytoone instance->DemoServiceInstance:notes = 2:1001;

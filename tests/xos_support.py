@@ -70,9 +70,13 @@ def build(config_path: Path, log: logging.Logger | None = None) -> Any:
     return build_runtime(load_config(config_path), log=log)
 
 
-def runner_of(runtime: Any) -> Any:
-    from xsync.runner import Runner
+def runner_of(runtime: Any, *, events: bool = False) -> Any:
+    """A runner as `xsync run` makes it; with `events`, passes consume the waiting events."""
+    from xsync.runner import Runner, build_event_engine
 
+    engine = build_event_engine(runtime, logging.getLogger("xsync")) if events else None
+    if events:
+        assert engine is not None, "no usable event bus in the config"
     return Runner(
         runtime.engine,
         runtime.store,
@@ -80,6 +84,8 @@ def runner_of(runtime: Any) -> Any:
         policies=runtime.policy_engine,
         pulls=runtime.pull_scheduler,
         reaper=runtime.reaper,
+        events=engine,
+        events_timeout=20.0,
     )
 
 

@@ -50,8 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     client.set_defaults(run=_run_client)
 
     scaffold = commands.add_parser("scaffold", help="write a runnable synchronizer project for a service")
-    _files_argument(scaffold)
+    scaffold.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="xproto files, in order (core.xproto first); with --from-xos, the models the folder's own build on",
+    )
     scaffold.add_argument("-o", "--output", metavar="DIR", required=True, help="the project directory")
+    scaffold.add_argument(
+        "--from-xos",
+        metavar="FOLDER",
+        help="an XOS synchronizer folder (xos/synchronizer): write an xsync config that runs it in place",
+    )
     scaffold.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 listing what would change"
     )
@@ -110,6 +120,10 @@ def _run_client(args: argparse.Namespace) -> int:
 def _run_scaffold(args: argparse.Namespace) -> int:
     from .targets.scaffold import compare, plan_scaffold, write_scaffold
 
+    if args.from_xos is not None:
+        return _run_scaffold_from_xos(args)
+    if not args.files:
+        raise _UsageError("xsgen scaffold: error: the following arguments are required: FILE")
     plan = plan_scaffold(_load_for_target(args.files), args.files)
     if args.check:
         drift = compare(plan, args.output)
@@ -125,6 +139,30 @@ def _run_scaffold(args: argparse.Namespace) -> int:
         f"{args.output}: {len(result.written)} written, {len(result.kept)} of yours kept, "
         f"{len(result.removed)} removed"
     )
+    return EXIT_OK
+
+
+def _run_scaffold_from_xos(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .targets.from_xos import plan_from_xos, read_xos_config, xos_models
+    from .targets.scaffold import compare, write_project_files
+
+    folder = Path(args.from_xos)
+    read_xos_config(folder)  # a clear error before the models are read
+    files = [Path(f) for f in args.files] + xos_models(folder)
+    plan = plan_from_xos(folder, files, _load_for_target([str(f) for f in files]))
+    if args.check:
+        drift = compare(plan, args.output, project_dirs=False)
+        for line in drift.lines():
+            print(line)
+        return EXIT_FAILED if drift else EXIT_OK
+    result = write_project_files(plan, args.output, remove_stale=False)
+    for path in result.written:
+        print(f"wrote {path}")
+    for path in result.kept:
+        print(f"kept {path} (yours)")
+    print(f"run it: xsync run {Path(args.output) / 'config.yaml'} --until-idle")
     return EXIT_OK
 
 

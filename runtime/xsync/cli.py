@@ -129,7 +129,7 @@ def _build(config: Any, **kwargs: Any) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from .observability import Metrics, MetricsServer, setup_logging
-    from .runner import Runner
+    from .runner import Runner, build_event_engine
 
     metrics = Metrics()
     config = _load(args.config)
@@ -146,9 +146,11 @@ def _run(args: argparse.Namespace) -> int:
         policies=runtime.policy_engine,
         pulls=runtime.pull_scheduler,
         reaper=runtime.reaper,
+        events=build_event_engine(runtime, log, metrics),
+        events_timeout=args.timeout or 30.0,
     )
     _on_signals(runner.request_stop)
-    events = None
+    events = runner.events
     try:
         if not (runtime.steps or runtime.policies or runtime.pull_steps or runtime.event_steps):
             log.warning(
@@ -162,7 +164,6 @@ def _run(args: argparse.Namespace) -> int:
             if not idle and not runner.stop.is_set():
                 raise _Failure(f"still busy after {args.timeout} s (--timeout)")
             return EXIT_OK
-        events = _start_events(runtime, log)
         runner.run_forever(timeout=args.timeout)
         return EXIT_OK
     finally:
@@ -174,30 +175,10 @@ def _run(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def _start_events(runtime: Any, log: Any) -> Any:
-    """The event engine, started, when there are event steps and a usable event bus."""
-    from .engines.events import EventEngine, event_bus_problem
-
-    if not runtime.event_steps:
-        return None
-    bus = runtime.config.event_bus
-    problem = event_bus_problem(
-        bus.kind if bus is not None else None, bus.endpoint if bus is not None else None
-    )
-    if problem is not None:
-        # XOS's behaviour: the event steps do not run, everything else does.
-        log.error(problem)
-        return None
-    engine = EventEngine(
-        runtime.event_steps, bus.endpoint, runtime.config.name, runtime.accessor, log
-    )
-    engine.start()
-    return engine
-
-
 def _status(args: argparse.Namespace) -> int:
     from .backoff import wall_clock
     from .planner import LinkFields
+    from .runner import dead_letter_topic
     from .status import collect_event_status, collect_policy_status, collect_status
 
     runtime = _build(_load(args.config))
@@ -218,6 +199,7 @@ def _status(args: argparse.Namespace) -> int:
                 runtime.config.event_bus.endpoint,
                 runtime.config.name,
                 sorted({t for step in runtime.event_steps for t in step.topics}),
+                dead_letter_topic=dead_letter_topic(runtime.config),
             )
     finally:
         runtime.close()

@@ -48,6 +48,8 @@ class AccessorConfig:
 class EventBusConfig:
     kind: Literal["kafka"]
     endpoint: str
+    # Where events that still fail after their retries go; None: "<name>.dead-letter".
+    dead_letter_topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ _TOP_KEYS = (
     "loop_interval_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password")
-_EVENT_BUS_KEYS = ("kind", "endpoint")
+_EVENT_BUS_KEYS = ("kind", "endpoint", "dead_letter_topic")
 _LOGGING_KEYS = ("level", "format", "destination")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -319,7 +321,9 @@ class _Reader:
         if kind != "kafka":
             raise self.fail(f"{key}.kind", f'only "kafka" is supported, got {describe(kind)}')
         return EventBusConfig(
-            kind="kafka", endpoint=self.required(data, "endpoint", self.text, f"{key}.")
+            kind="kafka",
+            endpoint=self.required(data, "endpoint", self.text, f"{key}."),
+            dead_letter_topic=self.optional(data, "dead_letter_topic", self.text, f"{key}."),
         )
 
     def logging(self, key: str, value: object) -> LoggingConfig:

@@ -138,7 +138,29 @@ class ModelAccessor:
 
     @staticmethod
     def is_instance(obj: ModelObject, name: str) -> bool:
-        return obj.model_name == name or name in obj.ancestors
+        """Whether `obj` is a `name`: its own model (a base view's leaf counts) or a base."""
+        return name in obj.class_names.split(",")
+
+    def has_model_class(self, name: str) -> bool:
+        return name in self.models
+
+    @staticmethod
+    def obj_in_list(obj: ModelObject, objs: Iterable[ModelObject]) -> bool:
+        """Whether an object with `obj`'s id is in `objs` (XOS compares ids only)."""
+        return any(o.id == obj.id for o in objs)
+
+    # XOS's accessor manages Django connections; a store here needs none of it.
+    def reset_queries(self) -> None:
+        pass
+
+    def connection_close(self) -> None:
+        pass
+
+    def check_db_connection_okay(self) -> None:
+        pass
+
+    def journal_object(self, obj: ModelObject, action: str, msg: str | None = None) -> None:
+        pass
 
     def create_obj(self, cls: type[ModelObject] | str, **fields: Any) -> ModelObject:
         """An unsaved object of `cls`."""

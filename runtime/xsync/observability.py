@@ -100,6 +100,16 @@ class Metrics:
         self._backing_off: dict[str, int] = {}
         self._seconds: dict[str, float] = defaultdict(float)
         self._count: dict[str, int] = defaultdict(int)
+        self._events: dict[tuple[str, str], int] = defaultdict(int)
+
+    def observe_event(self, topic: str, outcome: str, n: int = 1) -> None:
+        """Events by topic and outcome: processed, retried, dead_lettered, dropped."""
+        with self._lock:
+            self._events[(topic, outcome)] += n
+
+    def events(self, topic: str, outcome: str) -> int:
+        with self._lock:
+            return self._events.get((topic, outcome), 0)
 
     def observe_sync(self, model: str, outcome: str, seconds: float) -> None:
         with self._lock:
@@ -151,6 +161,12 @@ class Metrics:
                 *(
                     f'xsync_step_duration_seconds_count{{model="{m}"}} {n}'
                     for m, n in sorted(self._count.items())
+                ),
+                "# HELP xsync_events_total Events from the event bus, by topic and outcome.",
+                "# TYPE xsync_events_total counter",
+                *(
+                    f'xsync_events_total{{topic="{t}",outcome="{o}"}} {n}'
+                    for (t, o), n in sorted(self._events.items())
                 ),
             ]
         return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .backoff import BackoffPolicy, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
@@ -21,6 +21,9 @@ from .engines.pull import PullScheduler
 from .engines.reaper import Reaper
 from .engines.sync import PassReport, SyncEngine
 from .events import EventStep
+
+if TYPE_CHECKING:
+    from .engines.events import EventEngine
 from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
 from .orm.spec import model_specs
@@ -152,6 +155,40 @@ def build_runtime(
     )
 
 
+def dead_letter_topic(config: Config) -> str:
+    """Where events that still fail after their retries go: configured, or "<name>.dead-letter"."""
+    bus = config.event_bus
+    return (bus.dead_letter_topic if bus is not None else None) or f"{config.name}.dead-letter"
+
+
+def build_event_engine(
+    runtime: Runtime, log: logging.Logger, metrics: Metrics | None = None
+) -> EventEngine | None:
+    """The event engine of `runtime` (not started), or None when there are no event steps
+    or the event bus is not usable (then logged with XOS's words, as XOS carries on)."""
+    from .engines.events import EventEngine, event_bus_problem
+    from .engines.kafka_bus import KafkaDeadLetters
+
+    if not runtime.event_steps:
+        return None
+    bus = runtime.config.event_bus
+    problem = event_bus_problem(
+        bus.kind if bus is not None else None, bus.endpoint if bus is not None else None
+    )
+    if problem is not None or bus is None:
+        log.error(problem)
+        return None
+    return EventEngine(
+        runtime.event_steps,
+        bus.endpoint,
+        runtime.config.name,
+        runtime.accessor,
+        log,
+        dead_letter=KafkaDeadLetters(bus.endpoint, dead_letter_topic(runtime.config)),
+        metrics=metrics,
+    )
+
+
 def _load_hybrid(
     config: Config,
 ) -> tuple[list[type[Policy]], list[type[PullStep]], list[type[EventStep]]]:
@@ -252,11 +289,18 @@ class Runner:
         policies: PolicyEngine | None = None,
         pulls: PullScheduler | None = None,
         reaper: Reaper | None = None,
+        events: EventEngine | None = None,
+        events_timeout: float = 30.0,
     ) -> None:
         self.engine = engine
         self.policies = policies
         self.pulls = pulls
         self.reaper = reaper
+        # Passes consume the events waiting on the bus first (--once, --until-idle);
+        # run_forever starts the engine in its own thread instead.
+        self.events = events
+        self.events_timeout = events_timeout
+        self.last_events = 0
         self.last_policy_pass: PolicyPassReport | None = None
         # Pull steps run inside the passes, except in run_forever, where they have a thread.
         self._pull_in_pass = True
@@ -274,7 +318,11 @@ class Runner:
         self.wake.set()
 
     def run_once(self) -> PassReport:
-        """Policies, the pull steps that are due, then the sync and deletion passes."""
+        """The events waiting, policies, the pull steps that are due, then the sync and
+        deletion passes."""
+        self.last_events = 0
+        if self.events is not None and self._pull_in_pass:
+            self.last_events = self.events.consume_available(self.events_timeout)
         if self.policies is not None:
             self.last_policy_pass = self.policies.run_pass(self.stop)
         if self.pulls is not None and self._pull_in_pass:
@@ -293,7 +341,8 @@ class Runner:
         """Passes until one has nothing to do but wait for backoffs; False on timeout or stop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop.is_set():
-            if self.run_once().worked == 0 and self._policies_worked() == 0:
+            report = self.run_once()
+            if report.worked == 0 and self._policies_worked() == 0 and self.last_events == 0:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -305,18 +354,23 @@ class Runner:
         deadline = None if timeout is None else time.monotonic() + timeout
         watcher = threading.Thread(target=self._watch, name="xsync-watch", daemon=True)
         watcher.start()
+        self._pull_in_pass = False
         if self.pulls is not None:
-            self._pull_in_pass = False
             self.pulls.start()
+        if self.events is not None:
+            self.events.start()
         try:
             while not self.stop.is_set():
                 self.wake.clear()
                 report = self.run_once()
                 wait = self._next_wait(report)
                 if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
+                    left = deadline - time.monotonic()
+                    # Only the deadline ends the run: a pass that did work asks for no wait
+                    # (wait 0), which must not be taken for the time being up.
+                    if left <= 0:
                         break
+                    wait = min(wait, left)
                 self.wake.wait(wait)
         finally:
             self.stop.set()

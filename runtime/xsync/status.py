@@ -91,12 +91,16 @@ class EventStatus:
     endpoint: str
     partitions: list[EventPartition] = field(default_factory=list)
     problem: str | None = None
+    dead_letter_topic: str | None = None
+    dead_letters: int | None = None  # messages on the dead-letter topic (None: not read)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "group": self.group,
             "endpoint": self.endpoint,
             "problem": self.problem,
+            "dead_letter_topic": self.dead_letter_topic,
+            "dead_letters": self.dead_letters,
             "partitions": [
                 {"topic": p.topic, "partition": p.partition, "committed": p.committed, "lag": p.lag}
                 for p in self.partitions
@@ -154,6 +158,10 @@ class StatusReport:
             for e in self.events.partitions:
                 committed = "-" if e.committed is None else str(e.committed)
                 lines.append(f"  {e.topic}[{e.partition}] committed {committed} lag {e.lag}")
+            if self.events.dead_letters is not None:
+                lines.append(
+                    f"  dead letters: {self.events.dead_letters} on {self.events.dead_letter_topic}"
+                )
         return "\n".join(lines)
 
 
@@ -187,11 +195,16 @@ def collect_policy_status(
 
 
 def collect_event_status(
-    endpoint: str, group: str, topics: Sequence[str], *, timeout: float = 15.0
+    endpoint: str,
+    group: str,
+    topics: Sequence[str],
+    *,
+    timeout: float = 15.0,
+    dead_letter_topic: str | None = None,
 ) -> EventStatus:
     """The group's committed offsets and lag per partition, read from the broker; a broker
     that cannot be reached is reported in `problem`, not raised, within about `timeout` s."""
-    status = EventStatus(group, endpoint)
+    status = EventStatus(group, endpoint, dead_letter_topic=dead_letter_topic)
     where = f"cannot read the consumer group from {endpoint}"
     unreachable = _unreachable(endpoint)
     if unreachable is not None:
@@ -203,7 +216,13 @@ def collect_event_status(
         try:
             from .engines.kafka_bus import read_group_offsets
 
-            result.append(read_group_offsets(endpoint, group, topics))
+            offsets = read_group_offsets(endpoint, group, topics)
+            letters = (
+                read_group_offsets(endpoint, group, [dead_letter_topic])
+                if dead_letter_topic
+                else None
+            )
+            result.append((offsets, letters))
         except Exception as exc:  # noqa: BLE001 - status must say what is wrong, not crash
             result.append(exc)
 
@@ -217,7 +236,10 @@ def collect_event_status(
     if isinstance(result[0], Exception):
         status.problem = f"{where}: {type(result[0]).__name__}: {result[0]}"
         return status
-    offsets: dict[tuple[str, int], tuple[int | None, int]] = result[0]
+    offsets: dict[tuple[str, int], tuple[int | None, int]] = result[0][0]
+    letters: dict[tuple[str, int], tuple[int | None, int]] | None = result[0][1]
+    if letters is not None:
+        status.dead_letters = sum(end for _, end in letters.values())
     status.partitions = [
         EventPartition(topic, partition, committed, end)
         for (topic, partition), (committed, end) in sorted(offsets.items())

@@ -398,8 +398,11 @@ def _sample_value(kind: str, max_length: int | None, int_range: tuple[int, int] 
 # --- plan <-> directory ----------------------------------------------------------------------
 
 
-def compare(plan: ScaffoldPlan, out_dir: str | Path) -> Drift:
-    """What writing `plan` into `out_dir` would change (user-owned files: only if missing)."""
+def compare(plan: ScaffoldPlan, out_dir: str | Path, *, project_dirs: bool = True) -> Drift:
+    """What writing `plan` into `out_dir` would change (user-owned files: only if missing).
+
+    `project_dirs`: the step folders and the toolchain's folders belong to the project (not
+    for `--from-xos`, whose config points at the XOS folder's own)."""
     root = Path(out_dir)
     drift = Drift()
     for path, planned in plan.files.items():
@@ -411,12 +414,13 @@ def compare(plan: ScaffoldPlan, out_dir: str | Path) -> Drift:
             drift.added.append(path)
         elif target.read_bytes() != planned.data:
             drift.changed.append(path)
-    drift.removed.extend(stale_files(plan, root))
-    drift.missing.extend(
-        f"{d}/"
-        for d in PROJECT_DIRS
-        if not (root / d).is_dir() and not any(p.startswith(f"{d}/") for p in plan.files)
-    )
+    if project_dirs:
+        drift.removed.extend(stale_files(plan, root))
+        drift.missing.extend(
+            f"{d}/"
+            for d in PROJECT_DIRS
+            if not (root / d).is_dir() and not any(p.startswith(f"{d}/") for p in plan.files)
+        )
     return drift
 
 
@@ -438,6 +442,16 @@ def stale_files(plan: ScaffoldPlan, root: Path) -> list[str]:
 
 def write_scaffold(plan: ScaffoldPlan, out_dir: str | Path) -> WriteResult:
     """Bring `out_dir` in line with `plan`, never overwriting a user-owned file."""
+    result = write_project_files(plan, out_dir)
+    for directory in PROJECT_DIRS:
+        (Path(out_dir) / directory).mkdir(parents=True, exist_ok=True)
+    return result
+
+
+def write_project_files(
+    plan: ScaffoldPlan, out_dir: str | Path, *, remove_stale: bool = True
+) -> WriteResult:
+    """Write the plan's files (never overwriting a user-owned one); remove stale toolchain ones."""
     root = Path(out_dir)
     result = WriteResult()
     for path, planned in plan.files.items():
@@ -449,11 +463,9 @@ def write_scaffold(plan: ScaffoldPlan, out_dir: str | Path) -> WriteResult:
             continue  # unchanged: leave the timestamp alone
         _write_atomically(target, planned.data)
         result.written.append(path)
-    for path in stale_files(plan, root):
+    for path in stale_files(plan, root) if remove_stale else []:
         (root / path).unlink()
         result.removed.append(path)
-    for directory in PROJECT_DIRS:
-        (root / directory).mkdir(parents=True, exist_ok=True)
     return result
 
 

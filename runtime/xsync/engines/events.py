@@ -9,9 +9,14 @@ share one thread: a slow step delays the others.
 
 Delivery is at-least-once. An offset is committed only after every step has finished with the
 event: it returned, or it raised on every attempt of the bounded retry policy, in which case
-the event is logged as dropped and counted in `status()`. Nothing a step raises stops the
+the event goes to the dead-letter topic with the error (when one is configured; otherwise it
+is logged as dropped) and is counted in `status()`. An event whose dead letter cannot be
+written is not committed: the consumer starts again from it. Nothing a step raises stops the
 consumer, and bus errors are retried with backoff, so the consumer picks up again when the
 broker returns. `stop()` commits what has finished and nothing else.
+
+`consume_available()` runs the same loop in the caller's thread until the consumer has
+caught up with what the bus holds, for `xsync run --once` and `--until-idle`.
 """
 
 from __future__ import annotations
@@ -61,6 +66,25 @@ ConsumerFactory = Callable[[str, str, Sequence[str]], EventConsumer]
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event given up on: the event, the step that failed on it, the error, the attempts."""
+
+    event: Event
+    step: str
+    error: str
+    attempts: int
+    group: str
+
+
+# Writes one dead letter durably, or raises (the event then stays uncommitted).
+DeadLetterSink = Callable[[DeadLetter], None]
+
+
+class DeadLetterFailed(Exception):
+    """A dead letter could not be written; the event is not committed and comes back."""
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often a step gets an event before the event is dropped, and the pause in between."""
 
@@ -87,6 +111,7 @@ class ConsumerState:
     retried: int = 0
     dropped: int = 0
     assigned: bool = True
+    dead_lettered: int = 0
 
 
 @dataclass(slots=True)
@@ -97,6 +122,7 @@ class _PartitionStats:
     processed: int = 0
     retried: int = 0
     dropped: int = 0
+    dead_lettered: int = 0
     last_error: str | None = None
 
 
@@ -130,6 +156,8 @@ class EventEngine:
         reconnect: BackoffPolicy = RECONNECT,
         poll_seconds: float = 0.2,
         max_records: int = 500,
+        dead_letter: DeadLetterSink | None = None,
+        metrics: Any = None,
     ) -> None:
         if not group_id:
             raise ValueError("the event engine needs a consumer group id (the synchronizer's name)")
@@ -145,6 +173,8 @@ class EventEngine:
         self._poll_seconds = poll_seconds
         self._max_records = max_records
         self._routes = _route_topics(steps, log)
+        self._dead_letter = dead_letter
+        self._metrics = metrics
         self._stopping = threading.Event()
         self._shared = _Shared()
         # Guards every use of the consumer and the offsets waiting to be committed. The engine
@@ -184,6 +214,8 @@ class EventEngine:
         self._stopping.set()
         thread = self._thread
         if thread is None:
+            # Used through consume_available: commit what finished, leave the group.
+            self._finish()
             return True
         thread.join(timeout)
         if not thread.is_alive():
@@ -225,18 +257,72 @@ class EventEngine:
                     retried=stats.retried,
                     dropped=stats.dropped,
                     assigned=stats.assigned,
+                    dead_lettered=stats.dead_lettered,
                 )
                 for (topic, partition), stats in sorted(self._shared.partitions.items())
             ]
 
     # The engine thread.
 
+    def consume_available(self, timeout: float = 30.0) -> int:
+        """Process, in this thread, the events the bus holds until the consumer has caught up
+        (or `timeout` seconds pass); the number of events processed. For passes that must see
+        the waiting events (`xsync run --once`, `--until-idle`); not while `start()`ed."""
+        if self._thread is not None:
+            raise RuntimeError(
+                "the event engine runs in its own thread; consume_available is for passes"
+            )
+        if not self._routes:
+            return 0
+        deadline = time.monotonic() + timeout
+        done = 0
+        bus = Register()
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._log.warning(
+                    "Stopped consuming after %g s with events possibly left on the bus", timeout
+                )
+                break
+            try:
+                polled = self._poll_and_process()
+                bus = Register()
+            except Exception as error:  # noqa: BLE001 - a bus failure ends this round only
+                bus = self._reconnects.after_failure(bus)
+                self._note_bus_error(error)
+                self._drop_consumer()
+                self._stopping.wait(min(remaining, self._reconnects.seconds_until_due(bus)))
+                continue
+            if polled is None:
+                break
+            done += polled
+            if polled == 0 and self._caught_up():
+                break
+        return done
+
+    def _caught_up(self) -> bool:
+        with self._consumer_lock:
+            consumer = self._consumer
+            if consumer is None:
+                return False
+            assigned = consumer.assignment()
+        if not assigned:
+            return False
+        with self._shared.lock:
+            for key in assigned:
+                stats = self._shared.partitions.get(key)
+                if stats is None or stats.highwater is None:
+                    return False
+                if (stats.committed or 0) < stats.highwater:
+                    return False
+        return True
+
     def _run(self) -> None:
         bus = Register()
         self._log.info("Waiting for events (topics=%s)", ",".join(self.topics))
         while not self._stopping.is_set():
             try:
-                if not self._poll_and_process():
+                if self._poll_and_process() is None:
                     return
                 bus = Register()
             except Exception as error:  # noqa: BLE001 - the loop must outlive any bus failure
@@ -246,27 +332,34 @@ class EventEngine:
                 self._stopping.wait(self._reconnects.seconds_until_due(bus))
         self._finish()
 
-    def _poll_and_process(self) -> bool:
-        """One poll and its events. False when stop() abandoned this thread."""
+    def _poll_and_process(self) -> int | None:
+        """One poll and its events: how many were polled; None when stop() abandoned this thread."""
         with self._consumer_lock:
             if self._abandoned:
-                return False
+                return None
             consumer = self._ensure_consumer()
             events = consumer.poll(self._poll_seconds, self._max_records)
             self._refresh_partitions(consumer)
-        for event in events:
-            if self._stopping.is_set() or not self._deliver(event):
-                break
+        try:
+            for event in events:
+                if self._stopping.is_set() or not self._deliver(event):
+                    break
+                with self._consumer_lock:
+                    if self._abandoned:
+                        return None
+                    self._pending[(event.topic, event.partition)] = event.offset + 1
+        except DeadLetterFailed:
+            # Keep what finished before it; the failed event comes back with a new consumer.
             with self._consumer_lock:
-                if self._abandoned:
-                    return False
-                self._pending[(event.topic, event.partition)] = event.offset + 1
+                if not self._abandoned:
+                    self._commit_pending(consumer)
+            raise
         with self._consumer_lock:
             if self._abandoned:
-                return False
+                return None
             self._commit_pending(consumer)
             self._refresh_partitions(consumer)
-        return True
+        return len(events)
 
     def _ensure_consumer(self) -> EventConsumer:
         if self._consumer is None:
@@ -290,6 +383,7 @@ class EventEngine:
     def _run_step(self, step: type[EventStep], event: Event) -> bool:
         attempts = self._attempts
         tries = Register()
+        message = ""
         for attempt in range(1, attempts + 1):
             try:
                 step(
@@ -310,11 +404,27 @@ class EventEngine:
             tries = self._retries.after_failure(tries)
             if self._stopping.wait(self._retries.seconds_until_due(tries)):
                 return False
+        if self._dead_letter is None:
+            self._log.error(
+                "Dropped event after %d attempts (step=%s, topic=%s, partition=%d, offset=%d)",
+                attempts, step.__name__, event.topic, event.partition, event.offset,
+            )  # fmt: skip
+            self._count(event, dropped=1)
+            return True
+        letter = DeadLetter(event, step.__name__, message, attempts, self._group_id)
+        try:
+            self._dead_letter(letter)
+        except Exception as error:  # noqa: BLE001 - the event must not be committed
+            self._log.error(
+                "Could not write the dead letter of an event; it stays uncommitted (step=%s, topic=%s, partition=%d, offset=%d): %s",
+                step.__name__, event.topic, event.partition, event.offset, _describe(error),
+            )  # fmt: skip
+            raise DeadLetterFailed(_describe(error)) from None
         self._log.error(
-            "Dropped event after %d attempts (step=%s, topic=%s, partition=%d, offset=%d)",
+            "Event sent to the dead-letter topic after %d attempts (step=%s, topic=%s, partition=%d, offset=%d)",
             attempts, step.__name__, event.topic, event.partition, event.offset,
         )  # fmt: skip
-        self._count(event, dropped=1)
+        self._count(event, dead_lettered=1)
         return True
 
     def _commit_pending(self, consumer: EventConsumer) -> None:
@@ -373,6 +483,7 @@ class EventEngine:
         processed: int = 0,
         retried: int = 0,
         dropped: int = 0,
+        dead_lettered: int = 0,
         last_error: str | None = None,
     ) -> None:
         with self._shared.lock:
@@ -382,6 +493,16 @@ class EventEngine:
             stats.processed += processed
             stats.retried += retried
             stats.dropped += dropped
+            stats.dead_lettered += dead_lettered
+        if self._metrics is not None:
+            for outcome, n in (
+                ("processed", processed),
+                ("retried", retried),
+                ("dropped", dropped),
+                ("dead_lettered", dead_lettered),
+            ):
+                if n:
+                    self._metrics.observe_event(event.topic, outcome, n)
             if last_error is not None:
                 stats.last_error = last_error
 
@@ -403,6 +524,9 @@ class EventEngine:
                 _close_quietly(consumer, self._log)
         with self._shared.lock:
             self._shared.connected = False
+        close = getattr(self._dead_letter, "close", None)
+        if close is not None:
+            close()
         self._log.info("Event engine stopped")
 
 

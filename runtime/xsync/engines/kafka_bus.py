@@ -8,13 +8,20 @@ every step has finished with the event (at-least-once).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
-from typing import Any, Iterable, Mapping, Sequence
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
 from xsync.events import Event
+
+if TYPE_CHECKING:
+    from xsync.engines.events import DeadLetter
 
 DEFAULT_API_VERSION: tuple[int, ...] = (0, 9)
 # Bounds on blocking calls, so that stop() and broker outages never hang the consumer thread.
@@ -149,6 +156,61 @@ class KafkaEventProducer:
 
     def close(self) -> None:
         self._producer.close(timeout=REQUEST_TIMEOUT_MS / 1000)
+
+
+class KafkaDeadLetters:
+    """The engine's dead-letter sink: one message per event given up on, on `topic`.
+
+    The message keeps the event's key; its value is a JSON object with the event's place
+    (topic, partition, offset, timestamp), its value (as text, or base64 when not UTF-8), the
+    step, the error, the attempts and the consumer group. A send is acknowledged by the broker
+    before it returns, or it raises, so an event is never committed without its letter.
+    """
+
+    def __init__(self, endpoint: str | Sequence[str], topic: str) -> None:
+        self._endpoint = endpoint
+        self.topic = topic
+        self._lock = threading.Lock()
+        self._producer: KafkaEventProducer | None = None
+
+    def __call__(self, letter: DeadLetter) -> None:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaEventProducer(self._endpoint)
+            producer = self._producer
+        value = json.dumps(dead_letter_record(letter), sort_keys=True).encode("utf-8")
+        producer.send_all(self.topic, [(letter.event.key, value)])
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close()
+
+
+def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
+    """The JSON body of a dead letter."""
+    event = letter.event
+    record: dict[str, Any] = {
+        "topic": event.topic,
+        "partition": event.partition,
+        "offset": event.offset,
+        "timestamp": event.timestamp,
+        "step": letter.step,
+        "error": letter.error,
+        "attempts": letter.attempts,
+        "group": letter.group,
+        "time": round(time.time(), 3),
+    }
+    for name, raw in (("key", event.key), ("value", event.value)):
+        if raw is None:
+            record[name] = None
+            continue
+        try:
+            record[name] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            record[f"{name}_base64"] = base64.b64encode(raw).decode("ascii")
+    return record
 
 
 def read_group_offsets(

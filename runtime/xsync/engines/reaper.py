@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from ..observability import LOGGER_NAME
 from ..orm.spec import ModelSpec
-from ..status import exception_message
+from ..backend_state import exception_message
 from ..store.base import PendingQuery, Record, Store
 
 # At most this many rounds per pass: a chain longer than that finishes in the next pass.

@@ -44,8 +44,8 @@ class Column(Attribute, Generic[T]):
         """`value` as this column's type when it is a scalar given as another type.
 
         XOS's ORM sends filter values to Django, which converts them to the field's type, so
-        CORD code filters an integer field with a string (`filter(uni_port_id="5")`); a value
-        that does not convert is returned as it is and simply matches nothing.
+        CORD code filters an integer field with a string (`filter(uni_port_id="5")`). A value
+        that does not convert is passed on as it is, and the store refuses it naming the field.
         """
         kind = self.python_type
         if value is None or isinstance(value, bool) or kind is None:
