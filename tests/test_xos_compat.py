@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import corpus_file
+from kafka_fixture import kafka_endpoint  # noqa: F401 - a fixture
 from xsync import connect
 from xsync.config import load_config
 from xsync.runner import Runner, build_runtime
@@ -341,3 +342,107 @@ def test_xosconfig_reads_the_synchronizers_config_file(folder: Folder) -> None:
         str(folder.dir / "config.yaml"),
         str(folder.dir / "steps"),  # what xsync runs, not the container path
     )
+
+
+# --- pull steps, event steps, kafka producer ---------------------------------------------------
+
+
+def test_pull_and_event_steps_subclass_the_xos_bases(folder: Folder) -> None:
+    folder.write(
+        "pull_steps/pull_demo.py",
+        """
+        from xossynchronizer.pull_steps.pullstep import PullStep
+        from xossynchronizer.modelaccessor import DemoNote
+
+        class DemoPullStep(PullStep):
+            def __init__(self, **kwargs):
+                super(DemoPullStep, self).__init__(observed_model=DemoNote, **kwargs)
+
+            def pull_records(self):
+                self.log.info("pulling", observed=self.observed_model.__name__)
+                DemoNote(text="pulled", no_sync=True).save()
+        """,
+    )
+    folder.write(
+        "event_steps/demo_event.py",
+        """
+        import json
+        from xossynchronizer.event_steps.eventstep import EventStep
+
+        class DemoEventStep(EventStep):
+            topics = ["demo.events"]
+            technology = "kafka"
+
+            def __init__(self, *args, **kwargs):
+                super(DemoEventStep, self).__init__(*args, **kwargs)
+
+            def process_event(self, event):
+                value = json.loads(event.value)
+                self.log.info("event", value=value)
+                self.model_accessor.DemoNote(text=value["text"]).save()
+        """,
+    )
+    config = folder.config()
+    runtime = build_runtime(load_config(config))
+    try:
+        assert [s.__name__ for s in runtime.pull_steps] == ["DemoPullStep"]
+        assert [s.__name__ for s in runtime.event_steps] == ["DemoEventStep"]
+        Runner(runtime.engine, runtime.store, pulls=runtime.pull_scheduler).run_once()
+        from xsync.events import Event
+
+        step = runtime.event_steps[0](model_accessor=runtime.accessor, log=logging.getLogger("t"))
+        step.process_event(Event("demo.events", None, b'{"text": "from an event"}', None))
+    finally:
+        runtime.close()
+    with connect(config) as api:
+        assert sorted(n.text for n in api.DemoNote.objects.all()) == ["from an event", "pulled"]
+
+
+def test_xoskafka_producer_publishes_to_the_event_bus(folder: Folder, kafka_endpoint: str) -> None:
+    import uuid
+
+    from kafka import KafkaConsumer  # type: ignore[import-untyped]
+
+    from xsync.engines.kafka_bus import api_version
+
+    topic = f"xoskafka-{uuid.uuid4().hex[:8]}"
+    folder.write(
+        "steps/sync_demo.py",
+        """
+        from xossynchronizer.steps.syncstep import SyncStep
+        from xoskafka import XOSKafkaProducer
+
+        class SyncDemo(SyncStep):
+            observes = "DemoServiceInstance"
+
+            def sync_record(self, o):
+                XOSKafkaProducer.produce(TOPIC, o.name, '{"port": %d}' % o.port)
+        """.replace("TOPIC", repr(topic)),
+    )
+    config = folder.config(event_bus={"kind": "kafka", "endpoint": kafka_endpoint})
+    with connect(config) as api:
+        service(api)
+    runtime = build_runtime(load_config(config))
+    try:
+        producer = importlib.import_module("xoskafka").XOSKafkaProducer
+        producer.init()
+        with pytest.raises(Exception, match="already initialized"):
+            producer.init()
+        Runner(runtime.engine, runtime.store).run_once()
+        producer.flush()
+        producer.close()
+    finally:
+        runtime.close()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=[kafka_endpoint],
+        api_version=api_version(),
+        auto_offset_reset="earliest",
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        consumer_timeout_ms=20000,
+    )
+    try:
+        record = next(iter(consumer))
+    finally:
+        consumer.close()
+    assert (record.key, record.value) == (b"si1", b'{"port": 80}')

@@ -494,6 +494,8 @@ class EventEngine:
             stats.retried += retried
             stats.dropped += dropped
             stats.dead_lettered += dead_lettered
+            if last_error is not None:
+                stats.last_error = last_error
         if self._metrics is not None:
             for outcome, n in (
                 ("processed", processed),
@@ -503,8 +505,6 @@ class EventEngine:
             ):
                 if n:
                     self._metrics.observe_event(event.topic, outcome, n)
-            if last_error is not None:
-                stats.last_error = last_error
 
     def _drop_consumer(self) -> None:
         """Forget the consumer after a bus error; a fresh one rejoins from the committed offsets."""

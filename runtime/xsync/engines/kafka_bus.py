@@ -234,6 +234,8 @@ def read_group_offsets(
             for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
+        if not partitions:
+            return {}  # no such topic yet: nothing committed, nothing to read
         consumer.assign(partitions)
         # ListOffsets v0 (what a 0.9 broker speaks) is reached through seek_to_end + position.
         consumer.seek_to_end(*partitions)

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from ...config import Config as XsyncConfig
 from . import convenience, settings
+from .kafka import XOSKafkaProducer
 from .hook import TOP_LEVEL, XOSModuleFinder, installed_elsewhere, module_table, served
 
 
@@ -162,6 +163,8 @@ class XOSCompat:
             sys.path.remove(self._added_path)
         settings.restore(self._saved_settings)
         convenience.reset_wrappers(self._saved_wrappers)
+        # The producer is the synchronizer's: it goes with its runtime.
+        XOSKafkaProducer.close()
 
     # --- helpers ------------------------------------------------------------------------------
 
