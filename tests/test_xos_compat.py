@@ -34,6 +34,14 @@ message DemoService (Service) {
 message DemoServiceInstance (ServiceInstance) {
     optional int32 port = 1;
     optional string color = 2 [feedback_state = True, max_length = 32];
+    optional manytoone compute_instance->ComputeServiceInstance:demo_instances = 3:1004;
+}
+
+message DemoCompute (Service) {
+}
+
+message DemoComputeInstance (ComputeServiceInstance) {
+    optional manytoone node->Node:demo_compute_instances = 1:1005;
 }
 
 message LonelyService (Service) {

@@ -209,3 +209,41 @@ def test_deleting_the_service_instance_deletes_its_instance(config: Path, key_fi
         assert records(api, "ExampleServiceInstance") == []
         assert records(api, "OpenStackServiceInstance") == []
         assert api.OpenStackServiceInstance.deleted_objects.count() == 0
+
+
+def test_ansible_sync_step_runs_its_playbook_with_the_mapped_inputs(
+    tmp_path: Path, stand_in: Path
+) -> None:
+    from test_xos_compat import Folder, run, service
+
+    folder = Folder(tmp_path / "demo")
+    folder.write("steps/demo_playbook.yaml", "- hosts: all\n  tasks: []\n")
+    folder.write(
+        "steps/sync_demo.py",
+        """
+        from xossynchronizer.steps.ansiblesyncstep import AnsibleSyncStep
+
+        class SyncDemo(AnsibleSyncStep):
+            observes = "DemoServiceInstance"
+            template_name = "demo_playbook.yaml"
+
+            def map_sync_inputs(self, o):
+                return {"name": o.name, "port": o.port}
+
+            def map_sync_outputs(self, o, result):
+                o.backend_handle = "ran:%d" % sum(result["ok"].values())
+                o.save(update_fields=["backend_handle"])
+        """,
+    )
+    config = folder.config()
+    import xsync
+
+    with xsync.connect(config) as api:
+        service(api)
+    run(config)
+    (call,) = [json.loads(line) for line in stand_in.read_text().splitlines()]
+    assert call["playbook"] == str(folder.dir / "steps" / "demo_playbook.yaml")
+    assert call["extravars"] == {"name": "si1", "port": 80}
+    assert call["inventory"].startswith("localhost ansible_connection=local")
+    with xsync.connect(config) as api:
+        assert api.DemoServiceInstance.objects.get(name="si1").backend_handle == "ran:3"

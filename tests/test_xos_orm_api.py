@@ -342,3 +342,49 @@ def test_a_policy_may_write_feedback_state_and_marks_the_object_for_sync(folder:
     assert stored.changed_by_policy is not None and stored.updated == si.updated
     # A class imported at module level saves as the policy too (XOS decides by thread).
     assert note.changed_by_policy is not None and note.changed_by_step is None
+
+
+def test_tenant_with_container_policy_places_a_compute_instance(folder: Folder) -> None:
+    folder.write(
+        "model_policies/model_policy_demo.py",
+        """
+        from xossynchronizer.model_policies.model_policy_tenantwithcontainer import (
+            TenantWithContainerPolicy,
+        )
+
+        class DemoTenantPolicy(TenantWithContainerPolicy):
+            model_name = "DemoServiceInstance"
+        """,
+    )
+    config = folder.config()
+    with connect(config) as api:
+        site = api.Site(name="s", login_base="s", abbreviated_name="s")
+        site.save()
+        busy = api.Node(name="busy", site=site)
+        busy.save()
+        idle = api.Node(name="idle", site=site)
+        idle.save()
+        image = api.Image(name="img", kind="container")
+        image.save()
+        compute = api.DemoCompute(name="compute")
+        compute.save()
+        svc = api.DemoService(name="demo")
+        svc.save()
+        api.ServiceDependency(subscriber_service=svc, provider_service=compute).save()
+        slice = api.Slice(name="s_demo", site=site, service=svc, default_image=image)
+        slice.save()
+        api.DemoComputeInstance(
+            name="already there", owner=compute, slice=slice, image=image, node=busy
+        ).save()
+        si = api.DemoServiceInstance(name="tenant", owner=svc)
+        si.save()
+    run(config)
+    with connect(config) as api:
+        placed = api.DemoComputeInstance.objects.get(name=f"demoserviceinstance-{si.id}")
+        assert (placed.node_id, placed.slice_id, placed.owner_id, placed.image_id) == (
+            idle.id,
+            slice.id,
+            compute.id,
+            image.id,
+        )
+        assert api.DemoServiceInstance.objects.get(id=si.id).compute_instance_id == placed.id

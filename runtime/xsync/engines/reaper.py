@@ -54,41 +54,68 @@ class Reaper:
         ]
         self._ancestors = {s.name: s.ancestors for s in specs}
         self._inbound: dict[str, list[_Inbound]] = {}
+        # model -> the reaped models its links point at: when one of its objects goes, theirs
+        # may become free.
+        self._peers: dict[str, set[str]] = {}
+        reaped = set(self.models)
         for spec in specs:
             for column in spec.columns:
                 if column.kind == "link" and column.peer is not None:
                     self._inbound.setdefault(column.peer, []).append(
                         _Inbound(spec.name, column.column)
                     )
+                    self._peers.setdefault(spec.name, set()).update(
+                        m
+                        for m in reaped
+                        if m == column.peer or column.peer in self._ancestors.get(m, ())
+                    )
         self._seen_seq: int | None = None
 
     def run_pass(self) -> int:
-        """Purge what can be purged now; the number of objects purged."""
-        if not self.models or not self._changed_since_last_pass():
+        """Purge what can be purged now; the number of objects purged.
+
+        Only models that something happened to since the last pass are scanned: their own
+        objects changed, or an object linking to theirs went away.
+        """
+        if not self.models:
             return 0
+        todo = self._touched_models()
         purged = 0
         for _ in range(MAX_ROUNDS):
-            done = self._round()
-            purged += done
-            if done == 0:
+            if not todo:
                 break
+            done = self._round([m for m in self.models if m in todo])
+            purged += sum(done.values())
+            todo = {peer for model in done for peer in self._peers.get(model, ())}
         return purged
 
-    def _changed_since_last_pass(self) -> bool:
-        # Nothing was written since the last pass: nothing new can have become reapable.
+    def _touched_models(self) -> set[str]:
+        """The reaped models to scan: all of them the first time, then those the store's
+        change log names since the last pass (with the models their links point at, when an
+        object was deleted)."""
         try:
             found = self.store.changes(self._seen_seq or 0)
-        except Exception:  # noqa: BLE001 - without the change log, scan every time
-            return True
-        if self._seen_seq is not None and not found:
-            return False
+        except Exception:  # noqa: BLE001 - without the change log, scan everything
+            return set(self.models)
+        first = self._seen_seq is None
         if found:
             self._seen_seq = found[-1].seq
-        return True
+        elif first:
+            self._seen_seq = 0
+        if first:
+            return set(self.models)
+        reaped = set(self.models)
+        touched: set[str] = set()
+        for change in found:
+            if change.model in reaped:
+                touched.add(change.model)
+            if change.kind == "delete":
+                touched.update(self._peers.get(change.model, ()))
+        return touched
 
-    def _round(self) -> int:
-        purged = 0
-        for model in self.models:
+    def _round(self, models: list[str]) -> dict[str, int]:
+        purged: dict[str, int] = {}
+        for model in models:
             try:
                 deleted = self.store.pending(model, PendingQuery.DELETED_OBJECTS)
             except Exception as exc:  # noqa: BLE001 - one model's query costs that model one pass
@@ -100,21 +127,18 @@ class Reaper:
             for record in deleted:
                 if record.get("leaf_model_name", model) not in (model, None, ""):
                     continue  # a subclass's object: its own model's turn
-                if self._reapable(model, record):
-                    try:
-                        self.store.purge(model, int(record["id"]))
-                    except Exception as exc:  # noqa: BLE001 - retried on the next pass
-                        self.log.warning(
-                            "reaper: purge failed",
-                            extra={
-                                "model": model,
-                                "id": record["id"],
-                                "error": exception_message(exc),
-                            },
-                        )
-                        continue
-                    purged += 1
-                    self.log.info("reaped", extra={"model": model, "id": record["id"]})
+                if not self._reapable(model, record):
+                    continue
+                try:
+                    self.store.purge(model, int(record["id"]))
+                except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                    self.log.warning(
+                        "reaper: purge failed",
+                        extra={"model": model, "id": record["id"], "error": exception_message(exc)},
+                    )
+                    continue
+                purged[model] = purged.get(model, 0) + 1
+                self.log.info("reaped", extra={"model": model, "id": record["id"]})
         return purged
 
     def _reapable(self, model: str, record: Record) -> bool:

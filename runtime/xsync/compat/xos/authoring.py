@@ -42,6 +42,26 @@ class SynchronizerConfigurationError(SynchronizerException):
     pass
 
 
+class KeywordLog:
+    """The `log` attribute of the XOS bases: whatever logger the engine sets (a stdlib one) is
+    kept as a logger that also takes structlog keywords, as XOS code calls it."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __get__(self, obj: object, owner: type) -> Any:
+        if obj is None:
+            return self
+        found = obj.__dict__.get("_keyword_log")
+        if found is None:
+            found = keyword_logger(None, f"{self.kind}.{type(obj).__name__}")
+            obj.__dict__["_keyword_log"] = found
+        return found
+
+    def __set__(self, obj: object, value: logging.Logger | KeywordLogger | None) -> None:
+        obj.__dict__["_keyword_log"] = keyword_logger(value, f"{self.kind}.{type(obj).__name__}")
+
+
 class _NoOpDriver:
     """XOS's default step driver: enabled, does nothing."""
 
@@ -64,13 +84,7 @@ class SyncStep(_steps.SyncStep):
         self.error_map = kwargs.pop("error_map", None)
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
-    def log(self) -> KeywordLogger:
-        return self._log
-
-    @log.setter
-    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
-        self._log = keyword_logger(value, f"step.{type(self).__name__}")
+    log = KeywordLog("step")
 
     @property
     def observes_classes(self) -> list[Any]:
@@ -90,18 +104,13 @@ class Policy(_policy.Policy):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
-    def log(self) -> KeywordLogger:
-        return self._log
-
-    @log.setter
-    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
-        self._log = keyword_logger(value, f"policy.{type(self).__name__}")
+    log = KeywordLog("policy")
 
     @property
     def logger(self) -> KeywordLogger:
         """XOS policies log through `self.logger`; the same logger as `self.log`."""
-        return self._log
+        found: KeywordLogger = self.log
+        return found
 
 
 class EventStep(_events.EventStep):
@@ -117,13 +126,7 @@ class EventStep(_events.EventStep):
                 kwargs.setdefault("log", args[1])
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
-    def log(self) -> KeywordLogger:
-        return self._log
-
-    @log.setter
-    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
-        self._log = keyword_logger(value, f"events.{type(self).__name__}")
+    log = KeywordLog("events")
 
 
 class PullStep(_pullstep.PullStep):
@@ -133,10 +136,4 @@ class PullStep(_pullstep.PullStep):
         self.observed_model = kwargs.pop("observed_model", None)
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]  # XOS code logs with keywords: a keyword logger
-    def log(self) -> KeywordLogger:
-        return self._log
-
-    @log.setter
-    def log(self, value: logging.Logger | KeywordLogger | None) -> None:
-        self._log = keyword_logger(value, f"pullstep.{type(self).__name__}")
+    log = KeywordLog("pullstep")
