@@ -42,6 +42,42 @@ def sync_api(folder: Folder) -> Iterator[Any]:
 # --- get and IndexError -----------------------------------------------------------------------
 
 
+def test_get_by_id_of_a_missing_object_is_caught_as_orm_generic_object_not_found(
+    folder: Folder,
+) -> None:
+    folder.write(
+        "steps/sync_demo.py",
+        """
+        from xossynchronizer.steps.syncstep import SyncStep
+        from xossynchronizer.modelaccessor import DemoService, ModelLink
+        from xosapi.orm import ORMGenericObjectNotFoundException
+
+        LINK = ModelLink(DemoService, via="owner")
+        FOUND = []
+
+        class SyncDemo(SyncStep):
+            observes = "DemoServiceInstance"
+
+            def sync_record(self, o):
+                try:
+                    DemoService.objects.get(id=o.owner_id + 1000)
+                except ORMGenericObjectNotFoundException as exc:
+                    FOUND.append(str(exc))
+        """,
+    )
+    config = folder.config()
+    with connect(config) as api:
+        service(api)
+    runtime = build_runtime(load_config(config))
+    try:
+        module = sys.modules[runtime.steps[0].__module__]
+        Runner(runtime.engine, runtime.store).run_once()
+        assert module.FOUND == ["no DemoService matches id=1001"]
+        assert (module.LINK.via, module.LINK.into) == ("owner", None)
+    finally:
+        runtime.close()
+
+
 def test_get_of_a_missing_object_is_caught_by_except_index_error(api: Any) -> None:
     try:
         api.DemoService.objects.get(name="nope")

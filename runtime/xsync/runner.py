@@ -21,9 +21,6 @@ from .engines.pull import PullScheduler
 from .engines.reaper import Reaper
 from .engines.sync import PassReport, SyncEngine
 from .events import EventStep
-
-if TYPE_CHECKING:
-    from .engines.events import EventEngine
 from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
 from .orm.spec import model_specs
@@ -34,6 +31,9 @@ from .pullstep import PullStep
 from .steps import SyncStep
 from .store.base import Store, StoreError
 from .store.version import VersionSpecError, is_plain_version, version_matches
+
+if TYPE_CHECKING:
+    from .engines.events import EventEngine
 
 
 class StartupError(Exception):
@@ -302,7 +302,8 @@ class Runner:
         self.events_timeout = events_timeout
         self.last_events = 0
         self.last_policy_pass: PolicyPassReport | None = None
-        # Pull steps run inside the passes, except in run_forever, where they have a thread.
+        # Pull steps and events run inside the passes, except in run_forever, where each has
+        # a thread of its own.
         self._pull_in_pass = True
         self.store = store
         self.interval = interval

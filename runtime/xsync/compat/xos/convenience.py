@@ -13,11 +13,12 @@ import threading
 import types
 from typing import Any, Iterable, MutableMapping
 
-from ...orm import ModelObject
+from ...orm import ModelObject, ObjectDoesNotExist
 
-
-class ORMGenericObjectNotFoundException(Exception):
-    """XOS's "object not found" error for wrappers that look objects up by hand."""
+# XOS's ORM raises this when `objects.get(id=...)` finds nothing, and CORD code catches it
+# there; here that miss is xsync's `DoesNotExist`, so the name is that class: catching it
+# catches every model's `DoesNotExist`, and code that raises it raises one.
+ORMGenericObjectNotFoundException = ObjectDoesNotExist
 
 
 class _Stub:

@@ -25,6 +25,16 @@ from .kafka import XOSKafkaProducer
 from .hook import TOP_LEVEL, XOSModuleFinder, installed_elsewhere, module_table, served
 
 
+class ModelLink:
+    """XOS's `ModelLink(dest, via, into=None)`: a step's declaration of a link it follows.
+    Kept for code that imports it; the runtime reads links from the models themselves."""
+
+    def __init__(self, dest: Any, via: str, into: str | None = None) -> None:
+        self.dest = dest
+        self.via = via
+        self.into = into
+
+
 class XOSCompatError(Exception):
     """The XOS side of the synchronizer cannot be set up; one line naming the file."""
 
@@ -170,7 +180,7 @@ class XOSCompat:
 
     def _modelaccessor(self) -> Mapping[str, Any]:
         """`xossynchronizer.modelaccessor`: every model class, and `model_accessor`."""
-        names: dict[str, Any] = dict(self.accessor.models)
+        names: dict[str, Any] = {"ModelLink": ModelLink, **self.accessor.models}
         names["model_accessor"] = self.accessor
         return names
 
