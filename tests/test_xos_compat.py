@@ -454,3 +454,35 @@ def test_xoskafka_producer_publishes_to_the_event_bus(folder: Folder, kafka_endp
     finally:
         consumer.close()
     assert (record.key, record.value) == (b"si1", b'{"port": 80}')
+
+
+def test_a_step_narrowing_fetch_pending_with_class_names(folder: Folder) -> None:
+    folder.write(
+        "steps/sync_demo.py",
+        """
+        from xossynchronizer.steps.syncstep import SyncStep
+
+        SEEN = []
+
+        class SyncServiceInstances(SyncStep):
+            observes = "ServiceInstance"
+
+            def fetch_pending(self, deletion=False):
+                objs = super(SyncServiceInstances, self).fetch_pending(deletion=deletion)
+                return [o for o in objs if "DemoServiceInstance" in o.class_names.split(",")]
+
+            def sync_record(self, o):
+                SEEN.append((o.model_name, o.name))
+        """,
+    )
+    config = folder.config()
+    with connect(config) as api:
+        svc, si = service(api)
+        api.ServiceInstance(name="plain", owner=svc).save()
+    runtime = build_runtime(load_config(config))
+    try:
+        module = sys.modules[runtime.steps[0].__module__]
+        report = Runner(runtime.engine, runtime.store).run_once()
+        assert module.SEEN == [("ServiceInstance", "si1")] and not report.skipped_steps
+    finally:
+        runtime.close()

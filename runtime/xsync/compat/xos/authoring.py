@@ -86,6 +86,12 @@ class SyncStep(_steps.SyncStep):
 
     log = KeywordLog("step")
 
+    def fetch_pending(  # type: ignore[override]  # XOS's keyword, and xsync's
+        self, deletion: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """XOS calls the flag `deletion` (xsync's base, `deleted`): either keyword works."""
+        return super().fetch_pending(bool(kwargs.pop("deleted", deletion)))
+
     @property
     def observes_classes(self) -> list[Any]:
         """`observes` as model classes (names resolved through the model accessor)."""
