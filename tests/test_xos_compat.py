@@ -120,6 +120,19 @@ def run(config: Path, *, log: logging.Logger | None = None, passes: float = 10) 
     return runtime
 
 
+def one_pass(config: Path) -> tuple[Any, Any]:
+    """Open the runtime, run one pass, close it: (its first step's module, the pass report).
+
+    The module keeps what the step recorded in its globals after the runtime is closed."""
+    runtime = build_runtime(load_config(config))
+    try:
+        module = sys.modules[runtime.steps[0].__module__] if runtime.steps else None
+        report = Runner(runtime.engine, runtime.store).run_once()
+    finally:
+        runtime.close()
+    return module, report
+
+
 def service(api: Any) -> tuple[Any, Any]:
     svc = api.DemoService(name="demo")
     svc.save()
@@ -224,13 +237,8 @@ def test_model_accessor_module_gives_live_classes_and_the_accessor(folder: Folde
     config = folder.config()
     with connect(config) as api:
         service(api)
-    runtime = build_runtime(load_config(config))
-    try:
-        module = sys.modules[runtime.steps[0].__module__]
-        Runner(runtime.engine, runtime.store).run_once()
-        assert module.FOUND == [("demo", 1, True, True)]
-    finally:
-        runtime.close()
+    module, _ = one_pass(config)
+    assert module.FOUND == [("demo", 1, True, True)]
 
 
 def test_the_synchronizer_folder_is_on_sys_path_for_helpers(folder: Folder) -> None:
@@ -479,10 +487,5 @@ def test_a_step_narrowing_fetch_pending_with_class_names(folder: Folder) -> None
     with connect(config) as api:
         svc, si = service(api)
         api.ServiceInstance(name="plain", owner=svc).save()
-    runtime = build_runtime(load_config(config))
-    try:
-        module = sys.modules[runtime.steps[0].__module__]
-        report = Runner(runtime.engine, runtime.store).run_once()
-        assert module.SEEN == [("ServiceInstance", "si1")] and not report.skipped_steps
-    finally:
-        runtime.close()
+    module, report = one_pass(config)
+    assert module.SEEN == [("ServiceInstance", "si1")] and not report.skipped_steps

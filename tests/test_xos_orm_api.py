@@ -8,17 +8,16 @@ that coerce values, convenience wrappers and the core's convenience methods, and
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from test_xos_compat import Folder, run, service
+from test_xos_compat import Folder, one_pass, run, service
 from xsync import connect
 from xsync.config import load_config
 from xsync.orm import ObjectDoesNotExist
-from xsync.runner import Runner, build_runtime
+from xsync.runner import build_runtime
 from xsync.store import InvalidArgument, PermissionDenied
 
 
@@ -68,14 +67,9 @@ def test_get_by_id_of_a_missing_object_is_caught_as_orm_generic_object_not_found
     config = folder.config()
     with connect(config) as api:
         service(api)
-    runtime = build_runtime(load_config(config))
-    try:
-        module = sys.modules[runtime.steps[0].__module__]
-        Runner(runtime.engine, runtime.store).run_once()
-        assert module.FOUND == ["no DemoService matches id=1001"]
-        assert (module.LINK.via, module.LINK.into) == ("owner", None)
-    finally:
-        runtime.close()
+    module, _ = one_pass(config)
+    assert module.FOUND == ["no DemoService matches id=1001"]
+    assert (module.LINK.via, module.LINK.into) == ("owner", None)
 
 
 def test_get_of_a_missing_object_is_caught_by_except_index_error(api: Any) -> None:
@@ -224,13 +218,8 @@ def test_service_convenience_wrappers_are_on_every_object_the_code_gets(folder: 
     config = folder.config()
     with connect(config) as api:
         service(api)
-    runtime = build_runtime(load_config(config))
-    try:
-        module = sys.modules[runtime.steps[0].__module__]
-        Runner(runtime.engine, runtime.store).run_once()
-        assert module.SEEN == [("http://si1:80/", "hi", {}, True)]
-    finally:
-        runtime.close()
+    module, _ = one_pass(config)
+    assert module.SEEN == [("http://si1:80/", "hi", {}, True)]
 
 
 @pytest.fixture
@@ -333,11 +322,7 @@ def test_innocuous_exception_keeps_code_1_and_deferred_keeps_code_0(folder: Fold
     with connect(config) as api:
         svc, si = service(api)
         api.DemoServiceInstance(name="si2", owner=svc, port=81).save()
-    runtime = build_runtime(load_config(config))
-    try:
-        Runner(runtime.engine, runtime.store).run_once()
-    finally:
-        runtime.close()
+    one_pass(config)
     with connect(config) as api:
         first = api.DemoServiceInstance.objects.get(port=80)
         second = api.DemoServiceInstance.objects.get(port=81)
