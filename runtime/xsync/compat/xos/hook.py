@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from types import ModuleType
@@ -125,6 +126,9 @@ class XOSModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, table: Mapping[str, ModuleEntry]) -> None:
         self.table = dict(table)
         self.built: list[str] = []
+        # Top-level names a real installed package also provides: name -> where it is.
+        self.shadowed: dict[str, str] = {}
+        self.log = logging.getLogger("xsync")
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -141,6 +145,15 @@ class XOSModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         entry = self.table[module.__name__]
         module.__dict__.update(entry.build())
         self.built.append(module.__name__)
+        where = self.shadowed.get(module.__name__)
+        if where is not None:
+            self.log.warning(
+                "%s is installed (%s); while this synchronizer runs, its code gets xsync's XOS "
+                "compatibility module of that name instead. The installed package is untouched "
+                "and importable again once the runtime closes.",
+                module.__name__,
+                where,
+            )
 
     def install(self) -> None:
         if self not in sys.meta_path:

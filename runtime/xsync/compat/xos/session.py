@@ -115,15 +115,9 @@ class XOSCompat:
         """Serve the XOS names, put the folder on sys.path, load the convenience wrappers."""
         if self._open:
             return
-        shadowed = installed_elsewhere()
-        for name, where in sorted(shadowed.items()):
-            self.log.warning(
-                "%s is installed (%s); while this synchronizer runs, its code gets xsync's XOS "
-                "compatibility module of that name instead. The installed package is untouched "
-                "and importable again once the runtime closes.",
-                name,
-                where,
-            )
+        # Said when the synchronizer's code first imports such a name, not for every runtime.
+        self.finder.shadowed = installed_elsewhere()
+        self.finder.log = self.log
         self._saved_settings = settings.snapshot()
         self._saved_wrappers = convenience.registered_wrappers()
         try:
