@@ -46,8 +46,43 @@ class KeywordLogger:
         return self._logger.isEnabledFor(level)
 
     def log(self, level: int, event: object = "", *args: Any, **kw: Any) -> None:
-        if not self._logger.isEnabledFor(level):
-            return
+        if self._logger.isEnabledFor(level):
+            self._emit(level, event, args, kw)
+
+    # Each level checks before doing anything else: most debug lines are below the level.
+
+    def debug(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.DEBUG):
+            self._emit(logging.DEBUG, event, args, kw)
+
+    def info(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.INFO):
+            self._emit(logging.INFO, event, args, kw)
+
+    msg = info
+
+    def warning(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.WARNING):
+            self._emit(logging.WARNING, event, args, kw)
+
+    warn = warning
+
+    def error(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.ERROR):
+            self._emit(logging.ERROR, event, args, kw)
+
+    def critical(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.CRITICAL):
+            self._emit(logging.CRITICAL, event, args, kw)
+
+    fatal = critical
+
+    def exception(self, event: object = "", *args: Any, **kw: Any) -> None:
+        if self._logger.isEnabledFor(logging.ERROR):
+            kw.setdefault("exc_info", True)
+            self._emit(logging.ERROR, event, args, kw)
+
+    def _emit(self, level: int, event: object, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         exc_info = kw.pop("exc_info", None)
         stack_info = bool(kw.pop("stack_info", False))
         extra = kw.pop("extra", None)
@@ -58,34 +93,9 @@ class KeywordLogger:
             *args,
             exc_info=exc_info,
             stack_info=stack_info,
-            stacklevel=3,
+            stacklevel=3,  # the caller of debug()/info()/...: the synchronizer's line
             extra={_safe_key(key): value for key, value in context.items()},
         )
-
-    def debug(self, event: object = "", *args: Any, **kw: Any) -> None:
-        self.log(logging.DEBUG, event, *args, **kw)
-
-    def info(self, event: object = "", *args: Any, **kw: Any) -> None:
-        self.log(logging.INFO, event, *args, **kw)
-
-    msg = info
-
-    def warning(self, event: object = "", *args: Any, **kw: Any) -> None:
-        self.log(logging.WARNING, event, *args, **kw)
-
-    warn = warning
-
-    def error(self, event: object = "", *args: Any, **kw: Any) -> None:
-        self.log(logging.ERROR, event, *args, **kw)
-
-    def critical(self, event: object = "", *args: Any, **kw: Any) -> None:
-        self.log(logging.CRITICAL, event, *args, **kw)
-
-    fatal = critical
-
-    def exception(self, event: object = "", *args: Any, **kw: Any) -> None:
-        kw.setdefault("exc_info", True)
-        self.log(logging.ERROR, event, *args, **kw)
 
     def __repr__(self) -> str:
         return f"<KeywordLogger {self._logger.name} {self._context}>"
