@@ -207,7 +207,7 @@ ERRORS = [
     (
         "accessor: {endpoint: 'h:1', username: u, password: 3}",
         "accessor.password",
-        'expected a string (or "@file"), got 3',
+        'expected a string (or "@file"), got a number (quote it)',
     ),
     (
         "accessor: {endpiont: 'h:1'}",

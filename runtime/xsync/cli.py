@@ -3,6 +3,7 @@
     xsync run CONFIG [--once | --until-idle] [--timeout S] [--metrics-port P]
     xsync status CONFIG [--json]
     xsync core ...      (the gRPC core server: xsync.grpc.serve_cli.run_core)
+    xsync hash-password (a password hash for the core's accounts: xsync.hash_password_cli)
 
 A user never sees a traceback: every expected problem is one line on stderr and exit 1.
 """
@@ -27,6 +28,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _DELEGATED = {
     "core": ("xsync.grpc.serve_cli", "run_core", "serve the models over gRPC (the core)"),
     "ui": ("xsync.ui", "run_ui", "browse the models in a web page"),
+    "hash-password": (
+        "xsync.hash_password_cli",
+        "run_hash_password",
+        "print the password hash of a core account",
+    ),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal, Mapping, TypeVar
 
 import yaml
 
+from .accounts import ROLES, Account, HashFormatError, PasswordHash
 from .backoff import DEFAULT_BASE_SECONDS, DEFAULT_CAP_SECONDS
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -45,6 +46,14 @@ class AccessorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """What `xsync core` serves with (`core:`): its accounts and its request size limit."""
+
+    accounts: tuple[Account, ...]
+    max_message_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventBusConfig:
     kind: Literal["kafka"]
     endpoint: str
@@ -69,6 +78,7 @@ class Config:
     model_files: tuple[Path, ...]
     store: str | None
     accessor: AccessorConfig | None
+    core: CoreConfig | None = None
     core_version: str | None = None
     dependency_graph: Path | None = None
     steps_dir: Path | None = None
@@ -90,6 +100,7 @@ class Config:
 _TOP_KEYS = (
     "name",
     "accessor",
+    "core",
     "core_version",
     "dependency_graph",
     "models_dir",
@@ -107,6 +118,9 @@ _TOP_KEYS = (
     "loop_interval_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password")
+_CORE_KEYS = ("accounts", "max_message_mb")
+_ACCOUNT_KEYS = ("username", "password_hash", "role")
+MAX_MESSAGE_MB = 2047  # grpcio's limits are 32-bit byte counts
 _EVENT_BUS_KEYS = ("kind", "endpoint", "dead_letter_topic")
 _LOGGING_KEYS = ("level", "format", "destination")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -143,6 +157,23 @@ def _yaml_where(source: str, exc: yaml.YAMLError) -> str:
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None)
     return str(problem) if problem else str(exc).splitlines()[0]
+
+
+def _kind(value: object) -> str:
+    """What a value is, without the value (for secrets)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number (quote it)"
+    return (
+        "a list"
+        if isinstance(value, list)
+        else (
+            "a mapping"
+            if isinstance(value, dict)
+            else "nothing" if value is None else type(value).__name__
+        )
+    )
 
 
 def describe(value: object) -> str:
@@ -200,6 +231,7 @@ class _Reader:
             model_files=self.model_files(models_dir, top.get("models")),
             store=store,
             accessor=accessor,
+            core=self.optional(top, "core", self.core),
             core_version=self.optional(top, "core_version", self.text),
             dependency_graph=self.optional(top, "dependency_graph", self.file),
             steps_dir=self.optional(top, "steps_dir", self.directory),
@@ -298,9 +330,56 @@ class _Reader:
             password=self.required(data, "password", self.password, prefix),
         )
 
+    def core(self, key: str, value: object) -> CoreConfig:
+        data = self.mapping(key, value, _CORE_KEYS)
+        accounts = data.get("accounts")
+        if not isinstance(accounts, list) or not accounts:
+            raise self.fail(
+                f"{key}.accounts",
+                f"expected a list of accounts (username, password_hash, role), got {describe(accounts)}",
+            )
+        read = [self.account(f"{key}.accounts[{i}]", a) for i, a in enumerate(accounts)]
+        names = [a.username for a in read]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise self.fail(
+                    f"{key}.accounts[{i}].username", f"{json.dumps(name)} is listed twice"
+                )
+        megabytes = data.get("max_message_mb")
+        if megabytes is not None and (
+            isinstance(megabytes, bool)
+            or not isinstance(megabytes, int)
+            or not 1 <= megabytes <= MAX_MESSAGE_MB
+        ):
+            raise self.fail(
+                f"{key}.max_message_mb",
+                f"expected an integer from 1 to {MAX_MESSAGE_MB}, got {describe(megabytes)}",
+            )
+        return CoreConfig(
+            accounts=tuple(read),
+            max_message_bytes=megabytes * 1024 * 1024 if megabytes is not None else None,
+        )
+
+    def account(self, key: str, value: object) -> Account:
+        data = self.mapping(key, value, _ACCOUNT_KEYS)
+        prefix = f"{key}."
+        username = self.required(data, "username", self.text, prefix)
+        role = self.required(data, "role", self.text, prefix)
+        if role not in ROLES:
+            raise self.fail(
+                f"{prefix}role", f"expected one of {', '.join(ROLES)}, got {describe(role)}"
+            )
+        hashed = self.required(data, "password_hash", self.password, prefix)
+        try:
+            password_hash = PasswordHash.parse(hashed)
+        except HashFormatError as exc:
+            raise self.fail(f"{prefix}password_hash", str(exc)) from None
+        return Account(username, role, password_hash)
+
     def password(self, key: str, value: object) -> str:
         if not isinstance(value, str):
-            raise self.fail(key, f'expected a string (or "@file"), got {describe(value)}')
+            # Never echo it: a password written as a number is still a password.
+            raise self.fail(key, f'expected a string (or "@file"), got {_kind(value)}')
         if not value.startswith("@"):
             return value
         path = self.base / Path(value[1:]).expanduser()

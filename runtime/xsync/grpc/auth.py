@@ -1,19 +1,17 @@
 """Who is calling: credentials and the writer role, both carried in call metadata.
 
 A call authenticates with `username` and `password` metadata, or with an
-`authorization: basic <base64 user:password>` header. It may name its role with
-`actor: synchronizer` or `actor: policy` (XOS sent `is_sync_save`/`is_policy_save`);
-without one, its writes are a user's.
+`authorization: basic <base64 user:password>` header, naming one of the core's accounts
+(`xsync.accounts`). It may name the actor it writes as with `actor: synchronizer` or
+`actor: policy` (XOS sent `is_sync_save`/`is_policy_save`); without one, its writes are a
+user's. The account's role decides which actors it may name (the server checks it).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
-from typing import Any, Callable, Sequence
-
-import grpc
+from typing import Sequence
 
 from ..store.base import Actor
 
@@ -57,48 +55,3 @@ def actor_of(metadata: Metadata | None) -> Actor | None:
     """The writer role the call names ("user" when it names none); None for an unknown role."""
     name = _metadata_dict(metadata).get(ACTOR_KEY, "user").strip().lower()
     return _ACTORS.get(name)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Refuses, with UNAUTHENTICATED, every call whose credentials are not the configured ones."""
-
-    def __init__(self, username: str, password: str) -> None:
-        self._expected = (username.encode(), password.encode())
-
-    def _accepts(self, metadata: Metadata | None) -> bool:
-        presented = presented_credentials(metadata)
-        if presented is None:
-            return False
-        # Compare both parts, always, in constant time: no early exit to time.
-        user_ok = hmac.compare_digest(presented[0].encode(), self._expected[0])
-        password_ok = hmac.compare_digest(presented[1].encode(), self._expected[1])
-        return user_ok and password_ok
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or self._accepts(handler_call_details.invocation_metadata):
-            return handler
-        why = (
-            "missing credentials"
-            if presented_credentials(handler_call_details.invocation_metadata) is None
-            else "wrong username or password"
-        )
-        return _refusal(handler, why)
-
-
-def _refusal(handler: grpc.RpcMethodHandler[Any, Any], why: str) -> grpc.RpcMethodHandler[Any, Any]:
-    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
-
-    # The refusal must have the same shape (unary or streaming reply) as the real method.
-    options = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse, **options)
-    return grpc.unary_unary_rpc_method_handler(refuse, **options)

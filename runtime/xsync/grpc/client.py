@@ -25,8 +25,7 @@ from ..store.base import (
 )
 from .auth import ACTOR_KEY, credentials_metadata
 from .convert import fill_message, read_record
-from .protocol import ModelApi, protocol_for
-from .server import CHANNEL_OPTIONS
+from .protocol import DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
 
 ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -38,6 +37,7 @@ DEFAULT_TIMEOUT = 60.0  # seconds per unary call: a dead core must not hang a wo
 # Objects per BulkCreate call: large enough that the per-call cost (about 0.5 ms here) is
 # small next to the objects' own, small enough that one call stays well under a second.
 BULK_BATCH = 1000
+_ENVELOPE = 64  # bytes a plural message may add per item (tag and length) and overall
 
 
 class RemoteStore:
@@ -55,16 +55,22 @@ class RemoteStore:
         password: str,
         tls: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        message_limit: int = DEFAULT_MESSAGE_LIMIT,
     ) -> None:
         self.endpoint = endpoint
         self._protocol = protocol_for(schema)
         self._credentials = credentials_metadata(username, password)
         self._timeout = timeout
+        self._message_limit = message_limit
+        options = [
+            ("grpc.max_send_message_length", message_limit),
+            ("grpc.max_receive_message_length", REPLY_LIMIT),
+        ]
         if tls is None:
-            self._channel = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+            self._channel = grpc.insecure_channel(endpoint, options=options)
         else:
             self._channel = grpc.secure_channel(
-                endpoint, grpc.ssl_channel_credentials(tls), options=CHANNEL_OPTIONS
+                endpoint, grpc.ssl_channel_credentials(tls), options=options
             )
         self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {}
         self._reverse: dict[str, tuple[str, ...]] = {}
@@ -148,7 +154,8 @@ class RemoteStore:
         actor: Actor = "user",
         batch: int = BULK_BATCH,
     ) -> list[Record]:
-        """Create the objects `batch` at a time, one `BulkCreate` call (and transaction) each.
+        """Create the objects in batches of at most `batch` objects and of at most the message
+        limit in bytes, one `BulkCreate` call (and transaction) each.
 
         All or none holds per batch: when a batch fails, the batches before it stay created.
         """
@@ -158,16 +165,36 @@ class RemoteStore:
         ):
             raise InvalidArgument(f"create_many takes a list of {model} values")
         records: list[Record] = []
-        for start in range(0, len(values_list), max(1, batch)):
-            request: Any = api.plural()
-            items = request.items
-            for values in values_list[start : start + batch]:
-                if not isinstance(values, Mapping):
-                    raise InvalidArgument(f"{model} values must be a mapping, got {values!r:.60}")
-                fill_message(items.add(), model, values, skip_unknown=False)
+        for request in self._bulk_requests(api, model, values_list, max(1, batch)):
             reply = self._model_call(api, "BulkCreate", request, api.plural, actor)
             records.extend(self._records(api, reply))
         return records
+
+    def _bulk_requests(
+        self, api: ModelApi, model: str, values_list: Sequence[Mapping[str, Any]], batch: int
+    ) -> Iterator[Any]:
+        """Plural messages, each within `batch` objects and the message limit."""
+        request: Any = api.plural()
+        size = _ENVELOPE
+        for values in values_list:
+            if not isinstance(values, Mapping):
+                raise InvalidArgument(f"{model} values must be a mapping, got {values!r:.60}")
+            item = fill_message(api.message(), model, values, skip_unknown=False)
+            item_size = item.ByteSize() + _ENVELOPE
+            if item_size > self._message_limit:
+                raise InvalidArgument(
+                    f"one {model} is {item_size} bytes, over the message limit of "
+                    f"{self._message_limit} bytes"
+                )
+            if request.items and (
+                len(request.items) >= batch or size + item_size > self._message_limit
+            ):
+                yield request
+                request, size = api.plural(), _ENVELOPE
+            request.items.append(item)
+            size += item_size
+        if request.items:
+            yield request
 
     def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record:
         api = self._api(model)

@@ -28,6 +28,11 @@ from xprotogen.targets.proto import (
 
 MessageClass = type[Message]
 
+# The largest request a core reads (configurable: `core.max_message_mb`); bulk calls are cut
+# by the client to fit. Replies may be larger: a List of every object is one reply.
+DEFAULT_MESSAGE_LIMIT = 16 * 1024 * 1024
+REPLY_LIMIT = 256 * 1024 * 1024
+
 # Per-model methods: name prefix -> (request type, response type), "{m}" the model, "{p}" its plural.
 MODEL_METHODS: dict[str, tuple[str, str]] = {
     "List": ("google.protobuf.Empty", "{p}"),

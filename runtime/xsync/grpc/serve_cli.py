@@ -1,8 +1,9 @@
 """`xsync core CONFIG [--listen HOST:PORT] [--db URL]`: serve the config's models over gRPC.
 
-The models are the config's model files; the store is `--db`, else the config's `store`;
-the credentials every caller must present are `--username`/`--password`, else the config's
-`accessor` ones (the same pair the synchronizers use to reach this core).
+The models are the config's model files; the store is `--db`, else the config's `store`.
+Callers log in with one of the config's `core.accounts` (each with a role). A config without
+them (the earlier form) serves one `admin` account: `--username`/`--password`, else the
+config's `accessor` pair; `xsync core` says so when it starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from ..accounts import AccountBook
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
@@ -47,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--password",
         help="the password callers must present, or @FILE (default: the config's accessor)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        metavar="MB",
+        help="the largest request read, in MiB (default: the config's core.max_message_mb, else 16)",
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
@@ -87,7 +97,8 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     url = args.db or config.store
     if not url:
         raise _Failure(f"{args.config}: no store: set 'store' in the config or pass --db URL")
-    username, password = _credentials(args, config)
+    accounts = _accounts(args, config)
+    message_limit = _message_limit(args, config)
     tls = _tls(args)
     try:
         schema = load_schema(config.model_files)
@@ -99,7 +110,12 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
         raise _Failure(str(exc)) from None
     try:
         server = serve(
-            store, schema, listen=args.listen, username=username, password=password, tls=tls
+            store,
+            schema,
+            listen=args.listen,
+            accounts=accounts,
+            tls=tls,
+            message_limit=message_limit,
         )
     except (StoreError, XprotoError) as exc:
         store.close()
@@ -119,6 +135,37 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
         server.stop(grace=2.0)
         store.close()
     return 0
+
+
+def _accounts(args: argparse.Namespace, config: Any) -> AccountBook:
+    """The config's accounts; else the single legacy credential as one admin account."""
+    from ..accounts import AccountBook, plain_account
+
+    if config.core is not None and not (args.username or args.password):
+        return AccountBook(config.core.accounts)
+    username, password = _credentials(args, config)
+    print(
+        f"xsync core: one shared admin account ({username!r}) for every caller; list accounts "
+        "with roles under core.accounts (see 'xsync hash-password')",
+        file=sys.stderr,
+        flush=True,
+    )
+    return AccountBook([plain_account(username, password, "admin")])
+
+
+def _message_limit(args: argparse.Namespace, config: Any) -> int:
+    from ..config import MAX_MESSAGE_MB
+    from .protocol import DEFAULT_MESSAGE_LIMIT
+
+    if args.max_message_mb is not None:
+        if not 1 <= args.max_message_mb <= MAX_MESSAGE_MB:
+            raise _Failure(
+                f"--max-message-mb: expected 1 to {MAX_MESSAGE_MB}, got {args.max_message_mb}"
+            )
+        return int(args.max_message_mb) * 1024 * 1024
+    if config.core is not None and config.core.max_message_bytes is not None:
+        return int(config.core.max_message_bytes)
+    return DEFAULT_MESSAGE_LIMIT
 
 
 def _credentials(args: argparse.Namespace, config: object) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from .base import InvalidArgument
 from .tables import ModelTable
-from .values import ColumnSpec
+from .values import ColumnSpec, shown
 
 ID_SPEC = ColumnSpec("id", "int")
 
@@ -46,11 +46,11 @@ def _condition(mt: ModelTable, table: sa.Table, key: str, value: Any) -> sa.Colu
     column = table.c[name]
     if suffix == "isnull":
         if not isinstance(value, bool):
-            raise InvalidArgument(f"{mt.name} filter {key!r} needs a bool, got {value!r:.60}")
+            raise InvalidArgument(f"{mt.name} filter {key!r} needs a bool, got {shown(value)}")
         return column.is_(None) if value else column.is_not(None)
     if suffix == "in":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-            raise InvalidArgument(f"{mt.name} filter {key!r} needs a list, got {value!r:.60}")
+            raise InvalidArgument(f"{mt.name} filter {key!r} needs a list, got {shown(value)}")
         return column.in_([spec.check(mt.name, v) for v in value if v is not None])
     if value is None:
         if suffix:

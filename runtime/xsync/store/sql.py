@@ -32,6 +32,7 @@ from .filters import conditions, ordering, sort_key_names
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
+from .values import INT32
 from .version import CORE_VERSION
 from .writes import (
     CreatePlan,
@@ -675,6 +676,10 @@ class SqlStore:
 def _check_id(mt: ModelTable, id: int) -> None:
     if isinstance(id, bool) or not isinstance(id, int):
         raise InvalidArgument(f"{mt.name} id must be an integer, got {id!r:.60}")
+    # Ids are positive int32 (the API's type); anything else names no object, and a value
+    # past the database's integer would overflow inside the driver.
+    if not 1 <= id <= INT32[1]:
+        raise NotFound(f"{mt.name} {id} does not exist")
 
 
 def _check_actor(actor: str) -> None:
@@ -686,9 +691,9 @@ def _id_list(mt: ModelTable, key: str, value: Any) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
         raise InvalidArgument(f"{mt.name}.{key} must be a list of ids, got {value!r:.60}")
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= INT32[1]:
             raise InvalidArgument(
-                f"{mt.name}.{key} must hold positive integer ids, got {item!r:.60}"
+                f"{mt.name}.{key} must hold positive 32-bit integer ids, got {item!r:.60}"
             )
     return sorted(set(value))
 

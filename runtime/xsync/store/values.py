@@ -8,6 +8,7 @@ request from ever leaving a half-written row.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -60,9 +61,20 @@ class ColumnSpec:
         return checker(self, model, value)
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 60, 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 6
+
+
+def shown(value: Any) -> str:
+    """A short repr of a value a client sent, for an error message: never deep, never long
+    (a full repr of a list nested 100,000 deep recurses past the limit)."""
+    return _SHOWN.repr(value)
+
+
 def _wrong(spec: ColumnSpec, model: str, value: Any, expected: str) -> InvalidArgument:
     return InvalidArgument(
-        f"{model}.{spec.name} must be {expected}, got {type(value).__name__} {value!r:.60}"
+        f"{model}.{spec.name} must be {expected}, got {type(value).__name__} {shown(value)}"
     )
 
 

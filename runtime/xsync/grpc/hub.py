@@ -1,0 +1,148 @@
+"""One thread reads the store's change log and feeds every open Watch stream.
+
+Each stream is a `Subscription` living on the server's event loop: it waits on an asyncio
+event, not a thread. A stream that falls more than `QUEUE_LIMIT` changes behind stops being
+fed from memory and reads on from the change log itself (the log keeps every change), so a
+slow client costs a bounded amount of memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from ..store.base import Change, Store
+
+log = logging.getLogger("xsync.grpc.server")
+
+QUEUE_LIMIT = 1000  # changes a stream may lag behind in memory
+POLL_SECONDS = 0.25  # how long one read of the log waits for a commit; bounds stopping
+
+
+class Subscription:
+    """One stream's view of the feed; every method runs on the event loop."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.overflowed = False
+        self.closed = False
+        self._pending: list[Change] = []
+        self._event = asyncio.Event()
+
+    def offer(self, changes: list[Change]) -> None:
+        if self.overflowed or self.closed:
+            return
+        if len(self._pending) + len(changes) > QUEUE_LIMIT:
+            self.overflowed = True
+            self._pending = []
+        else:
+            self._pending.extend(changes)
+        self._event.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+    async def wait(self, timeout: float | None) -> bool:
+        """True when there is something to take (or the feed closed); False after `timeout`."""
+        if self._pending or self.overflowed or self.closed:
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def drain(self) -> list[Change]:
+        out, self._pending = self._pending, []
+        self._event.clear()
+        return out
+
+    def clear(self) -> None:
+        """Forget what is held in memory; the caller reads on from the log after `after`."""
+        self.overflowed = False
+        self.drain()
+
+    def take_newer(self, changes: list[Change]) -> list[Change]:
+        """The changes not yet delivered, in order; moves `after` past them."""
+        out = [c for c in changes if c.seq > self.after]
+        if out:
+            self.after = out[-1].seq
+        return out
+
+
+class ChangeHub:
+    """Follows `store.changes` in one thread and offers each batch to every subscription."""
+
+    def __init__(self, store: Store, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self.latest = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscriptions: set[Subscription] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        try:
+            changes = self.store.changes(0)
+            self.latest = changes[-1].seq if changes else 0
+        except Exception as exc:  # noqa: BLE001 - a store that is not ready is retried below
+            log.warning("cannot read the store's change log: %s", exc)
+        self._thread = threading.Thread(target=self._follow, name="xsync-core-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End every subscription and the follower thread (within one poll)."""
+        self._stop.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._close_all)
+            except RuntimeError:
+                pass  # the loop has stopped: nobody is waiting any more
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_seconds + 5)
+            self._thread = None
+
+    def subscribe(self, after: int) -> Subscription:
+        """A subscription for changes after `after`; call on the event loop."""
+        sub = Subscription(after)
+        if self._stop.is_set():
+            sub.close()
+        self._subscriptions.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscriptions.discard(sub)
+
+    def _close_all(self) -> None:
+        for sub in list(self._subscriptions):
+            sub.close()
+
+    def _offer_all(self, changes: list[Change]) -> None:
+        for sub in list(self._subscriptions):
+            sub.offer(changes)
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                changes = self.store.changes(self.latest, timeout=self.poll_seconds)
+            except Exception as exc:  # noqa: BLE001 - the store may be restarting
+                log.warning("reading the change log failed: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            if not changes:
+                continue
+            self.latest = changes[-1].seq
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(self._offer_all, changes)
+            except RuntimeError:
+                return  # the loop is closed: the server has stopped
