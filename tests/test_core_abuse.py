@@ -296,8 +296,10 @@ def test_failed_logins_are_delayed_exponentially_and_a_success_resets(tmp_path: 
             assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
             times.append(time.perf_counter() - started)
         # Turns come 0, 1, 2, 4, 8 x base apart: each wait about twice the one before.
-        assert sum(times) >= base * (1 + 2 + 4 + 8), times
-        assert times[4] >= base * 8 and times[4] > 1.5 * times[2], times
+        # (Lower bounds only: checking a password takes a varying time on a busy machine.)
+        for k in range(1, 5):
+            assert times[k] >= 0.8 * base * 2 ** (k - 1), (k, times)
+        assert sum(times) >= 0.8 * base * (1 + 2 + 4 + 8), times
         # Guessing at once gains nothing: the turns are kept one after the other.
         started = time.perf_counter()
         codes: list[Any] = []
@@ -314,7 +316,7 @@ def test_failed_logins_are_delayed_exponentially_and_a_success_resets(tmp_path: 
         assert list(core.version(metadata=credentials("alice")).models)
         started = time.perf_counter()
         _refused(core, (("username", "viewer"), ("password", "typo")))
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 0.9  # not the 1 s (cap) of a throttled key
     finally:
         core.close()
 

@@ -173,6 +173,11 @@ def client(hello: Hello, **options: Any) -> Iterator[httpx.Client]:
         server.stop()
 
 
+def page_headers(ui: httpx.Client) -> dict[str, str]:
+    """What the page's own fetch() sends with a write: its origin and the page header."""
+    return {"Origin": str(ui.base_url).rstrip("/"), "X-XSync-UI": "1"}
+
+
 def test_models_count_objects_per_state(hello: Hello, world: dict[str, int]) -> None:
     with client(hello) as ui:
         data = ui.get("/api/models").json()
@@ -264,9 +269,7 @@ def test_bad_requests_name_the_problem(hello: Hello, world: dict[str, int]) -> N
 def test_retry_is_refused_unless_enabled(hello: Hello, world: dict[str, int]) -> None:
     before = hello.row("Greeting", world["bad"])
     with client(hello) as ui:
-        response = ui.post(
-            f"/api/object/Greeting/{world['bad']}/retry", headers={"X-XSync-UI": "1"}
-        )
+        response = ui.post(f"/api/object/Greeting/{world['bad']}/retry", headers=page_headers(ui))
         assert ui.get(f"/api/object/Greeting/{world['bad']}/retry").status_code == 405
     assert response.status_code == 403 and "--allow-retry" in response.json()["error"]
     assert hello.row("Greeting", world["bad"]) == before
@@ -277,7 +280,10 @@ def test_retry_needs_the_page_header_against_cross_site_posts(
 ) -> None:
     before = hello.row("Greeting", world["bad"])
     with client(hello, allow_retry=True) as ui:
-        response = ui.post(f"/api/object/Greeting/{world['bad']}/retry")
+        response = ui.post(
+            f"/api/object/Greeting/{world['bad']}/retry",
+            headers={"Origin": page_headers(ui)["Origin"]},
+        )
     assert response.status_code == 403
     assert hello.row("Greeting", world["bad"]) == before
 
@@ -289,7 +295,7 @@ def test_retry_now_clears_the_backoff_so_the_next_pass_takes_the_object(
     assert hello.run_pass().outcomes[("Greeting", bad)] is Outcome.SKIPPED  # backing off
     before = hello.row("Greeting", bad)
     with client(hello, allow_retry=True) as ui:
-        response = ui.post(f"/api/object/Greeting/{bad}/retry", headers={"X-XSync-UI": "1"})
+        response = ui.post(f"/api/object/Greeting/{bad}/retry", headers=page_headers(ui))
     assert response.status_code == 200, response.text
     assert response.json()["object"]["next_retry"] is None
     after = hello.row("Greeting", bad)

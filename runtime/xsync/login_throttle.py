@@ -3,22 +3,26 @@
 Failed logins are counted per key: the peer's address and the account's name. An attempt
 on a key with `n` recent failures gets its turn `base * 2**(n-1)` seconds (at most `cap`)
 after the previous attempt on that key, so guesses from one peer, or at one account, come
-at most one per delay however many run at once. A success clears both keys. A client whose
-password was already proven skips this (see `AccountBook.verified`), so a guesser never slows
-a logged-in client, and attempts whose turn is further than `max_wait` away are refused at
-once, so waiting guessers cost no memory beyond their count.
+at most one per delay however many run at once, and a right guess is answered no sooner
+than a wrong one. A success clears both keys. Attempts whose turn is further than
+`max_wait` away are refused at once, so waiting guessers cost no more than their count.
 
-The throttle only computes; the caller sleeps (asyncio in the core and the UI), so a waiting
-attempt holds no thread.
+`login` is the whole rule, for the core and the UI alike. A client whose password was
+already proven, from a peer with no failures, is let in at once: guessing at its account
+from elsewhere does not slow it. Waits are asyncio sleeps, so a waiting attempt holds no
+thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable, TypeVar
+
+T = TypeVar("T")
 
 BASE_DELAY = 0.1
 CAP_DELAY = 10.0
@@ -95,6 +99,40 @@ class LoginThrottle:
                 self._keys.popitem(last=False)
         self._keys.move_to_end(key)
         return entry
+
+
+class TooManyAttempts(Exception):
+    """The attempt's turn is too far away: refused without checking the password."""
+
+
+async def login(
+    throttle: LoginThrottle,
+    *,
+    peer: str,
+    username: str,
+    known: Callable[[], T | None],
+    check: Callable[[], Awaitable[T | None]],
+) -> T | None:
+    """Who logs in (None: wrong credentials), with the waits above.
+
+    `known` is the cheap test of an already proven password; `check` the full one.
+    Raises `TooManyAttempts` when the attempt's turn is more than `max_wait` away.
+    """
+    keys = (peer_key(peer), account_key(username))
+    found = known()
+    if found is not None and throttle.failures(keys[0]) == 0:
+        return found
+    wait = throttle.reserve(keys)
+    if wait is None:
+        raise TooManyAttempts("too many failed logins; try again later")
+    if wait:
+        await asyncio.sleep(wait)
+    found = await check()
+    if found is None:
+        throttle.failed(keys)
+    else:
+        throttle.succeeded(keys)
+    return found
 
 
 def peer_key(address: str) -> str:

@@ -1,9 +1,11 @@
 """One thread reads the store's change log and feeds every open Watch stream.
 
 Each stream is a `Subscription` living on the server's event loop: it waits on an asyncio
-event, not a thread. A stream that falls more than `QUEUE_LIMIT` changes behind stops being
-fed from memory and reads on from the change log itself (the log keeps every change), so a
-slow client costs a bounded amount of memory.
+event, not a thread. The hub keeps the latest `RECENT` changes, so a stream that starts
+from a recent point is served from memory (a thousand watchers starting at once would
+otherwise be a thousand reads of the log). A stream that starts further back, or falls more
+than `QUEUE_LIMIT` changes behind, reads from the change log itself (the log keeps every
+change), so a slow client costs a bounded amount of memory.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 
 from ..store.base import Change, Store
 
 log = logging.getLogger("xsync.grpc.server")
 
 QUEUE_LIMIT = 1000  # changes a stream may lag behind in memory
+RECENT = 1000  # latest changes kept for streams that start
 POLL_SECONDS = 0.25  # how long one read of the log waits for a commit; bounds stopping
 
 
@@ -79,6 +83,8 @@ class ChangeHub:
         self.store = store
         self.poll_seconds = poll_seconds
         self.latest = 0
+        self._recent: deque[Change] = deque(maxlen=RECENT)
+        self._complete_after = 0  # `_recent` holds every change after this seq
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscriptions: set[Subscription] = set()
         self._stop = threading.Event()
@@ -92,9 +98,11 @@ class ChangeHub:
         self._loop = loop
         try:
             changes = self.store.changes(0)
-            self.latest = changes[-1].seq if changes else 0
         except Exception as exc:  # noqa: BLE001 - a store that is not ready is retried below
             log.warning("cannot read the store's change log: %s", exc)
+            changes = []
+        self.latest = changes[-1].seq if changes else 0
+        self._remember(changes)
         self._thread = threading.Thread(target=self._follow, name="xsync-core-watch", daemon=True)
         self._thread.start()
 
@@ -119,6 +127,20 @@ class ChangeHub:
         self._subscriptions.add(sub)
         return sub
 
+    def recent(self, after: int) -> list[Change] | None:
+        """Every change after `after` from memory, or None when memory does not reach back
+        that far (read the log then); call on the event loop."""
+        if after < self._complete_after:
+            return None
+        return [c for c in self._recent if c.seq > after]
+
+    def _remember(self, changes: list[Change]) -> None:
+        """Keep `changes` (the next ones, in order) in `_recent`, forgetting the oldest."""
+        for change in changes:
+            if len(self._recent) == RECENT:
+                self._complete_after = self._recent[0].seq  # about to be forgotten
+            self._recent.append(change)
+
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscriptions.discard(sub)
 
@@ -127,6 +149,7 @@ class ChangeHub:
             sub.close()
 
     def _offer_all(self, changes: list[Change]) -> None:
+        self._remember(changes)
         for sub in list(self._subscriptions):
             sub.offer(changes)
 

@@ -34,7 +34,7 @@ from google.protobuf.message import Message
 from xprotogen.schema import Schema
 
 from ..accounts import Account, AccountBook, plain_account
-from ..login_throttle import LoginThrottle, account_key, grpc_peer_address, peer_key
+from ..login_throttle import LoginThrottle, TooManyAttempts, grpc_peer_address, login
 from ..store.base import (
     Actor,
     Change,
@@ -85,6 +85,7 @@ DEFAULT_WORKERS = 16  # threads running store calls
 DEFAULT_MAX_RPCS = 4096  # open calls (streams included) past which new ones get RESOURCE_EXHAUSTED
 STOP_GRACE = 2.0
 PASSWORD_CHECKS = 2  # password hashes checked at once
+LOG_READERS = 2  # threads reading the change log for Watch streams that catch up
 
 Tls = tuple[bytes, bytes]  # (certificate chain PEM, private key PEM)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -179,6 +180,7 @@ class _LoopRunner:
     def __init__(self, store: Store, workers: int) -> None:
         self.loop = asyncio.new_event_loop()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xsync-store")
+        self.log_pool = ThreadPoolExecutor(max_workers=LOG_READERS, thread_name_prefix="xsync-log")
         self.hub = ChangeHub(store)
         self.server: grpc.aio.Server | None = None
         self.stopped = threading.Event()
@@ -206,6 +208,11 @@ class _LoopRunner:
         """`call` (a blocking store call) on the thread pool, awaited."""
         return await self.loop.run_in_executor(self.pool, call)
 
+    async def read_log(self, call: Callable[[], T]) -> T:
+        """A Watch's read of the change log, on its own small pool: many streams catching up
+        at once queue there, not in front of ordinary calls."""
+        return await self.loop.run_in_executor(self.log_pool, call)
+
     def stop(self, grace: float) -> None:
         if self.stopped.is_set():
             return
@@ -224,6 +231,7 @@ class _LoopRunner:
         self._thread.join(timeout=5)
         # A store call still running finishes on its own; nobody waits for it.
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.log_pool.shutdown(wait=False, cancel_futures=True)
         self.stopped.set()
 
 
@@ -295,11 +303,11 @@ class _Method:
 
 
 class _Dispatcher(grpc.GenericRpcHandler):
-    """Picks each call's handler from its method and credentials, before its body is read.
+    """Picks each call's handler from its method, before its body is read.
 
-    A call whose password was proven before is let in at once. Any other call first waits
-    its turn (`LoginThrottle`) and has its password checked off the loop; a call refused
-    is answered UNAUTHENTICATED without its body being read.
+    Every call logs in first (`login_throttle.login`: a proven password at once, any other
+    after its turn, checked off the loop); a call refused is answered UNAUTHENTICATED
+    without its body being read.
     """
 
     def __init__(
@@ -323,34 +331,29 @@ class _Dispatcher(grpc.GenericRpcHandler):
         presented = presented_credentials(details.invocation_metadata)
         if presented is None:
             return method.handler(_refuse)
-        account = self.accounts.verified(*presented)
-        if account is not None:
-            return method.handler(partial(_known, account))
         return method.handler(partial(self._login, presented))
 
     async def _login(self, presented: tuple[str, str], context: Context) -> Account:
-        keys = (peer_key(grpc_peer_address(context.peer())), account_key(presented[0]))
-        wait = self.throttle.reserve(keys)
-        if wait is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "too many failed logins; try again later"
+        try:
+            account = await login(
+                self.throttle,
+                peer=grpc_peer_address(context.peer()),
+                username=presented[0],
+                known=partial(self.accounts.verified, *presented),
+                check=partial(self._check, presented),
             )
-        if wait:
-            await asyncio.sleep(wait)
-        async with self._checking:
-            # Many calls of a client that has just started arrive together: one check serves all.
-            account = self.accounts.verified(*presented) or await self.runner.run(
-                partial(self.accounts.verify, *presented)
-            )
+        except TooManyAttempts as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if account is None:
-            self.throttle.failed(keys)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong username or password")
-        self.throttle.succeeded(keys)
         return account
 
-
-async def _known(account: Account, context: Context) -> Account:
-    return account
+    async def _check(self, presented: tuple[str, str]) -> Account | None:
+        async with self._checking:
+            # Many calls of a client that has just started arrive together: one check serves all.
+            return self.accounts.verified(*presented) or await self.runner.run(
+                partial(self.accounts.verify, *presented)
+            )
 
 
 async def _refuse(context: Context) -> Account:
@@ -387,6 +390,7 @@ class _Handlers:
         self.protocol = protocol
         self.runner = runner
         self.change_class = protocol.common("Change")
+        self._sent: dict[int, tuple[Change, bytes]] = {}
         self.version_class = protocol.common("Version")
         self.empty_class = protocol.message_class("google.protobuf.Empty")
 
@@ -544,7 +548,7 @@ class _Handlers:
 
     async def _watch(
         self, request: Any, context: Context, account: Account
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncIterator[bytes]:
         """Changes after `request.after`: all of them, then each as it commits (or, with
         `once`, the first batch, waited for up to `timeout`). No thread waits meanwhile."""
         try:
@@ -555,7 +559,9 @@ class _Handlers:
                 STATUS_OF.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc)
             )
         try:
-            backlog = await self.runner.run(partial(self.store.changes, request.after))
+            backlog = self.runner.hub.recent(request.after)
+            if backlog is None:
+                backlog = await self.runner.read_log(partial(self.store.changes, request.after))
             batch: list[Change] | None = sub.take_newer(backlog)
             if request.once:
                 if not batch and timeout:
@@ -594,15 +600,27 @@ class _Handlers:
         if sub.overflowed:
             # Too far behind to be fed from memory: read on from the change log.
             sub.clear()
-            return sub.take_newer(await self.runner.run(partial(self.store.changes, sub.after)))
+            return sub.take_newer(
+                await self.runner.read_log(partial(self.store.changes, sub.after))
+            )
         return sub.take_newer(sub.drain())
 
-    def _change(self, change: Any) -> Message:
-        return self.change_class(seq=change.seq, kind=change.kind, model=change.model, id=change.id)
+    def _change(self, change: Change) -> bytes:
+        """The wire form of `change`, made once however many streams send it."""
+        found = self._sent.get(change.seq)
+        if found is None or found[0] != change:
+            message = self.change_class(
+                seq=change.seq, kind=change.kind, model=change.model, id=change.id
+            )
+            found = (change, message.SerializeToString())
+            if len(self._sent) >= 4096:
+                self._sent.clear()
+            self._sent[change.seq] = found
+        return found[1]
 
 
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
+def _serialize(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def _watch_timeout(request: Any) -> float | None:

@@ -6,7 +6,8 @@ Routes: `/` (the page), `/static/*`, and the JSON API the page calls:
 `/api/events` (server-sent events, one `change` event per changed object).
 
 Everything is read-only unless `allow_retry` is set; with `credentials` every request needs
-HTTP Basic auth. Object data leaves here as JSON and the page puts it in the DOM as text; the
+HTTP Basic auth. Only the `hosts` names are answered, and a write needs the UI's own `Origin`
+(`doors.py`). Object data leaves here as JSON and the page puts it in the DOM as text; the
 Content-Security-Policy forbids inline script as a second line of defence.
 """
 
@@ -31,7 +32,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import backend_state
 from ..planner import ModelDeps
 from ..store.base import NotFound, Store, StoreError
+from ..login_throttle import LoginThrottle
 from .auth import BasicAuth, Credentials
+from .doors import DoorGuard, allowed_hosts
 from .feed import CLOSED, ChangeFeed
 from .graph import render_svg
 from ..backend_state import STATES
@@ -63,12 +66,15 @@ def create_app(
     title: str = "xsync status",
     clock: Callable[[], float] = time.time,
     poll_seconds: float = 1.0,
+    hosts: frozenset[str] | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> Starlette:
     """The status UI for the objects of `models` in `store`.
 
     `deps` is the model-deps graph (`xprotogen.targets.deps.model_deps`). With `credentials`
     every request must log in; `allow_retry` enables the one write, "retry now". `title`
-    heads the page (the synchronizer's name).
+    heads the page (the synchronizer's name). `hosts` are the `Host` names answered
+    (default: the loopback names, see `doors.allowed_hosts`).
     """
     reader = StatusReader(store, models, deps)
     feed = ChangeFeed(reader, poll_seconds=poll_seconds, clock=clock)
@@ -82,9 +88,12 @@ def create_app(
         finally:
             await run_in_threadpool(feed.stop)
 
-    middleware = [Middleware(_SecurityHeaders)]
+    middleware = [
+        Middleware(_SecurityHeaders),
+        Middleware(DoorGuard, hosts=hosts if hosts is not None else allowed_hosts("")),
+    ]
     if credentials is not None:
-        middleware.append(Middleware(BasicAuth, credentials=credentials))
+        middleware.append(Middleware(BasicAuth, credentials=credentials, throttle=throttle))
     app = Starlette(
         routes=[
             Route("/", api.index),

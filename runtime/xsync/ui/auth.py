@@ -1,7 +1,8 @@
 """Who may look: anyone on loopback, and beyond it only who knows the accessor's credentials.
 
 `login_required(host)` is the rule, a function of the listen address alone so that it can
-be tested without binding anything. `BasicAuth` is the ASGI middleware that enforces it.
+be tested without binding anything. `BasicAuth` is the ASGI middleware that enforces it;
+failed logins are slowed per peer and per username (`xsync.login_throttle`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..login_throttle import LoginThrottle, TooManyAttempts, login
 
 LOOPBACK_NAMES = frozenset(("localhost", "localhost.", "ip6-localhost", "ip6-loopback"))
 REALM = "xsync"
@@ -69,21 +72,48 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 
 
 class BasicAuth:
-    """Refuses every HTTP request that lacks the right credentials with a 401."""
+    """Refuses every HTTP request that lacks the right credentials with a 401 (429 when the
+    peer or the username has failed too often to be checked now)."""
 
-    def __init__(self, app: ASGIApp, *, credentials: Credentials) -> None:
+    def __init__(
+        self, app: ASGIApp, *, credentials: Credentials, throttle: LoginThrottle | None = None
+    ) -> None:
         self.app = app
         self.credentials = credentials
+        self.throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = _header(scope, b"authorization")
-        if self.credentials.accepts(header):
-            await self.app(scope, receive, send)
+        header = scope_header(scope, b"authorization")
+        given = parse_basic(header)
+        if given is None:
+            await send_refusal(scope, send)
             return
-        await send_refusal(scope, send)
+
+        def accepted() -> bool | None:
+            return True if self.credentials.accepts(header) else None
+
+        async def check() -> bool | None:
+            return accepted()
+
+        client = scope.get("client")
+        try:
+            ok = await login(
+                self.throttle,
+                peer=str(client[0]) if client else "unknown",
+                username=given[0],
+                known=accepted,
+                check=check,
+            )
+        except TooManyAttempts as exc:
+            await send_json(send, 429, str(exc))
+            return
+        if ok:
+            await self.app(scope, receive, send)
+        else:
+            await send_refusal(scope, send)
 
 
 REFUSAL = "login required: use the accessor credentials of the synchronizer's config"
@@ -95,7 +125,7 @@ async def send_refusal(scope: Scope, send: Send) -> None:
     A challenge on the page's own fetch() or EventSource would hang it behind a second prompt
     (a headless browser never answers one), where a plain 401 lets the page say what is wrong.
     """
-    if _header(scope, b"sec-fetch-mode") in (None, "navigate"):
+    if scope_header(scope, b"sec-fetch-mode") in (None, "navigate"):
         body = (REFUSAL + "\n").encode()
         headers = [
             (b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()),
@@ -109,7 +139,14 @@ async def send_refusal(scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+async def send_json(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def scope_header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1")

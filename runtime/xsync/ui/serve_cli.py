@@ -1,4 +1,4 @@
-"""`xsync ui CONFIG [--listen HOST:PORT] [--allow-retry]`: serve the status page.
+"""`xsync ui CONFIG [--listen HOST:PORT] [--allow-host NAME] [--allow-retry]`: serve the status page.
 
 `run_ui(argv)` is what `xsync ui` calls with the arguments after `ui`. Every expected problem
 (a bad config, an address in use, a public address without credentials) is one line on
@@ -29,6 +29,7 @@ from ..planner import ModelDeps
 from ..store.base import StoreError
 from .app import create_app
 from .auth import Credentials, login_required
+from .doors import allowed_hosts
 from .feed import ChangeFeed
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -52,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         type=parse_listen,
         help=f"address to serve on (default {DEFAULT_LISTEN}); beyond loopback a login is required",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); the listen address and "
+        "localhost are always answered",
     )
     parser.add_argument(
         "--allow-retry",
@@ -85,7 +94,9 @@ def run_ui(argv: Sequence[str]) -> int:
     host, port = args.listen
     accessor: ModelAccessor | None = None
     try:
-        accessor, app = _app_from_config(args.config, host, allow_retry=args.allow_retry)
+        accessor, app = _app_from_config(
+            args.config, host, allow_retry=args.allow_retry, allow_hosts=args.allow_host
+        )
         server = UiServer(app, bind(host, port))
         mode = "retry enabled" if args.allow_retry else "read-only"
         login = ", login required" if login_required(host) else ""
@@ -103,7 +114,7 @@ def run_ui(argv: Sequence[str]) -> int:
 
 
 def _app_from_config(
-    config_path: str, host: str, *, allow_retry: bool
+    config_path: str, host: str, *, allow_retry: bool, allow_hosts: Sequence[str] = ()
 ) -> tuple[ModelAccessor, Starlette]:
     """The accessor (close it when done) and the app for the config at `config_path`."""
     try:
@@ -138,11 +149,17 @@ def _app_from_config(
             credentials=credentials,
             allow_retry=allow_retry,
             title=f"xsync status: {config.name}",
+            hosts=allowed_hosts(host, [*allow_hosts, *_wildcard_names(host)]),
         )
     except BaseException:
         accessor.close()
         raise
     return accessor, app
+
+
+def _wildcard_names(host: str) -> list[str]:
+    """On a wildcard address, the machine's own name (what `UiServer.url` shows) is answered."""
+    return [socket.gethostname()] if host in ("0.0.0.0", "::", "") else []
 
 
 def _model_deps(config: Config, schema: Any) -> ModelDeps:
