@@ -179,19 +179,20 @@ class RemoteStore:
         for values in values_list:
             if not isinstance(values, Mapping):
                 raise InvalidArgument(f"{model} values must be a mapping, got {values!r:.60}")
-            item = fill_message(api.message(), model, values, skip_unknown=False)
+            item = fill_message(request.items.add(), model, values, skip_unknown=False)
             item_size = item.ByteSize() + _ENVELOPE
             if item_size > self._message_limit:
                 raise InvalidArgument(
                     f"one {model} is {item_size} bytes, over the message limit of "
                     f"{self._message_limit} bytes"
                 )
-            if request.items and (
-                len(request.items) >= batch or size + item_size > self._message_limit
-            ):
+            if len(request.items) > batch or size + item_size > self._message_limit:
+                # The item does not fit: it starts the next request (only it is copied).
+                del request.items[-1]
                 yield request
-                request, size = api.plural(), _ENVELOPE
-            request.items.append(item)
+                request = api.plural()
+                request.items.add().CopyFrom(item)
+                size = _ENVELOPE
             size += item_size
         if request.items:
             yield request
