@@ -54,18 +54,19 @@ def credentials(username: str) -> tuple[tuple[str, str], ...]:
 class LiveCore:
     """A SQLite store and the core serving it in this process."""
 
-    def __init__(self, tmp_path: Path, **options: Any) -> None:
+    def __init__(self, tmp_path: Path, *, listen: str = "127.0.0.1:0", **options: Any) -> None:
         self.schema: Schema = schema_from_text(tmp_path, SHOP)
         self.protocol: Protocol = protocol_for(self.schema)
         self.store: SqlStore = open_store(f"sqlite:///{tmp_path / 'core.db'}", self.schema)
         options.setdefault("throttle", LoginThrottle(base=0.01, cap=0.05))
         self.server: CoreServer = serve(
-            self.store, self.schema, listen="127.0.0.1:0", accounts=account_book(), **options
+            self.store, self.schema, listen=listen, accounts=account_book(), **options
         )
-        self.channel = grpc.insecure_channel(
-            self.server.endpoint, options=[("grpc.max_send_message_length", -1)]
-        )
+        self.channel = self.connect(self.server.endpoint)
         self._clients: list[RemoteStore] = []
+
+    def connect(self, endpoint: str) -> grpc.Channel:
+        return grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", -1)])
 
     def client(self, username: str, *, password: str | None = None, **options: Any) -> RemoteStore:
         remote = RemoteStore(
@@ -92,8 +93,14 @@ class LiveCore:
             response_deserializer=self.protocol.common("Change").FromString,
         )
 
-    def version(self, metadata: Any = None, timeout: float = 10) -> Any:
-        call = self.unary(self.protocol.version_path(), self.protocol.common("Version"))
+    def version(
+        self, metadata: Any = None, timeout: float = 10, channel: grpc.Channel | None = None
+    ) -> Any:
+        call = (channel or self.channel).unary_unary(
+            self.protocol.version_path(),
+            request_serializer=_serialize,
+            response_deserializer=self.protocol.common("Version").FromString,
+        )
         return call(
             self.protocol.empty(),
             metadata=credentials("viewer") if metadata is None else metadata,

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, TypeVar
+from urllib.parse import unquote
 
 T = TypeVar("T")
 
@@ -148,6 +149,6 @@ def grpc_peer_address(peer: str) -> str:
     """'ipv4:127.0.0.1:5000' / 'ipv6:[::1]:5000' -> the address alone."""
     kind, _, rest = peer.partition(":")
     if kind in ("ipv4", "ipv6"):
-        host = rest.rsplit(":", 1)[0]
+        host = unquote(rest).rsplit(":", 1)[0]
         return host.strip("[]")
     return peer
