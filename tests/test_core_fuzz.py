@@ -58,6 +58,7 @@ def json_values() -> st.SearchStrategy[Any]:
 value_json = st.one_of(
     json_values().map(lambda v: json.dumps(v)),
     TOKEN,
+    st.sampled_from([3, 2_000, 100_000]).map(lambda depth: "[" * depth + "]" * depth),
     st.integers(1, 20_000).map(lambda depth: "[" * depth + "]" * depth),
     st.just('{"a": 1}'),
 )
@@ -69,21 +70,28 @@ query_element = st.fixed_dictionaries(
         "value_json": value_json,
     }
 )
-shop_values = st.fixed_dictionaries(
+feedback_values = st.fixed_dictionaries(
     {},
     optional={
-        "name": st.text(max_size=30),
-        "rank": st.integers(-(2**31), 2**31 - 1),
-        "big": st.integers(-(2**63), 2**63 - 1),
-        "ratio": st.floats(width=32),
-        "open": st.booleans(),
-        "visitors": st.integers(0, 2**32 - 1),
-        "secret_state": st.text(max_size=10),
         "backend_status": st.text(max_size=10),
         "backend_code": st.integers(-5, 5),
         "policy_status": st.text(max_size=10),
+        "secret_state": st.text(max_size=10),
     },
 )
+ordinary_values = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
+        | st.text(max_size=30),
+        "rank": st.integers(-(2**31), 2**31 - 1),
+        "big": st.integers(-(2**63), 2**63 - 1),
+        "ratio": st.floats(-1e3, 1e3, width=32) | st.floats(width=32),
+        "open": st.booleans(),
+        "visitors": st.integers(0, 2**32 - 1),
+    },
+)
+shop_values = feedback_values | st.builds(lambda a, b: {**a, **b}, ordinary_values, feedback_values)
 
 
 @st.composite
@@ -95,6 +103,8 @@ def requests(draw: st.DrawFn, core: LiveCore) -> tuple[str, bytes, bool]:
         st.sampled_from(
             ["Get", "Delete", "Purge", "Filter", "List", "Create", "BulkCreate", "Update"]
             + ["Pending", "Watch", "GetVersion", "Nonsense", "Garbage"]
+            + ["Update", "Create", "Forge", "Forge", "Forge"]  # writes that could forge feedback
+            + ["Filter", "Filter"]  # the richest request
         )
     )
     if kind == "Garbage":
@@ -139,12 +149,20 @@ def requests(draw: st.DrawFn, core: LiveCore) -> tuple[str, bytes, bool]:
         else:
             request = api.plural()
             request.items.extend(items)
+    elif kind == "Forge":  # a plausible update of feedback fields alone, of a real object
+        values = draw(feedback_values.filter(bool))
+        request = api.update_request()
+        request.item.CopyFrom(_message(api.message, values))
+        request.item.id = draw(st.sampled_from([1, 2]))
+        request.fields.extend(values)
+        return api.path("Update"), request.SerializeToString(), False
     else:  # Update
         values = draw(shop_values)
         request = api.update_request()
         request.item.CopyFrom(_message(api.message, values))
-        request.item.id = draw(st.sampled_from([1, 2, 3, 0, 2**31 - 1]))
-        request.fields.extend(draw(st.lists(field_name, max_size=3)) or list(values))
+        request.item.id = draw(st.sampled_from([1, 2, 1, 2, 3, 0, 2**31 - 1]))
+        fields = list(values) if draw(st.booleans()) else draw(st.lists(field_name, max_size=3))
+        request.fields.extend(fields)
         request.update_fields.extend(draw(st.lists(field_name, max_size=2)))
     return api.path(kind), request.SerializeToString(), False
 
@@ -159,7 +177,10 @@ def _message(cls: Any, values: dict[str, Any]) -> Any:
     return message
 
 
-right = st.sampled_from(sorted(ACCOUNTS)).map(lambda name: (name, ACCOUNTS[name][0]))
+# Mostly the accounts that must not write feedback: they are what the property is about.
+right = st.sampled_from(["alice", "alice", "viewer", "root", "hello-sync"]).map(
+    lambda name: (name, ACCOUNTS[name][0])
+)
 who = st.one_of(
     right,
     right,
@@ -169,7 +190,11 @@ who = st.one_of(
     st.none(),
 )
 actors = st.one_of(
-    st.none(), st.sampled_from(["user", "synchronizer", "policy"]), st.sampled_from(["root"]), TOKEN
+    st.none(),
+    st.sampled_from(["user", "synchronizer", "policy"]),
+    st.just("synchronizer"),  # what a forger would send
+    st.sampled_from(["root"]),
+    TOKEN,
 )
 
 
@@ -185,7 +210,7 @@ def feedback_state(core: LiveCore) -> dict[tuple[str, int], tuple[Any, ...]]:
 
 
 @settings(
-    max_examples=120,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
