@@ -182,6 +182,23 @@ def test_an_event_whose_dead_letter_cannot_be_written_is_not_committed() -> None
     engine.stop()
 
 
+def test_a_stop_request_ends_the_wait_for_events_of_a_pass() -> None:
+    class NeverAssigned(FakeBus):
+        def factory(self, endpoint: str, group_id: str, topics: Any) -> Any:
+            consumer = super().factory(endpoint, group_id, topics)
+            consumer.assignment = lambda: []  # type: ignore[method-assign]
+            return consumer
+
+    bus, recorder = NeverAssigned(), Recorder()
+    engine = fake_engine(bus, [make_step(["t"], recorder)], retry=NO_WAIT)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert engine.consume_available(timeout=30, stop=stop) == 0
+    assert time.monotonic() - started < 5
+    engine.stop()
+
+
 def test_run_with_a_timeout_runs_until_the_timeout_when_policies_work(tmp_path: Path) -> None:
     folder = Folder(tmp_path)
     folder.write(

@@ -323,7 +323,8 @@ class Runner:
         deletion passes."""
         self.last_events = 0
         if self.events is not None and self._pull_in_pass:
-            self.last_events = self.events.consume_available(self.events_timeout)
+            # SIGTERM (request_stop) ends the wait for events too.
+            self.last_events = self.events.consume_available(self.events_timeout, self.stop)
         if self.policies is not None:
             self.last_policy_pass = self.policies.run_pass(self.stop)
         if self.pulls is not None and self._pull_in_pass:

@@ -264,10 +264,11 @@ class EventEngine:
 
     # The engine thread.
 
-    def consume_available(self, timeout: float = 30.0) -> int:
+    def consume_available(self, timeout: float = 30.0, stop: threading.Event | None = None) -> int:
         """Process, in this thread, the events the bus holds until the consumer has caught up
-        (or `timeout` seconds pass); the number of events processed. For passes that must see
-        the waiting events (`xsync run --once`, `--until-idle`); not while `start()`ed."""
+        (or `timeout` seconds pass, or `stop` is set); the number of events processed. For
+        passes that must see the waiting events (`xsync run --once`, `--until-idle`); not
+        while `start()`ed."""
         if self._thread is not None:
             raise RuntimeError(
                 "the event engine runs in its own thread; consume_available is for passes"
@@ -277,7 +278,8 @@ class EventEngine:
         deadline = time.monotonic() + timeout
         done = 0
         bus = Register()
-        while not self._stopping.is_set():
+        halt = stop if stop is not None else self._stopping
+        while not self._stopping.is_set() and not halt.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._log.warning(
@@ -291,7 +293,7 @@ class EventEngine:
                 bus = self._reconnects.after_failure(bus)
                 self._note_bus_error(error)
                 self._drop_consumer()
-                self._stopping.wait(min(remaining, self._reconnects.seconds_until_due(bus)))
+                halt.wait(min(remaining, self._reconnects.seconds_until_due(bus)))
                 continue
             if polled is None:
                 break
