@@ -101,6 +101,16 @@ class Span:
     line: int
     column: int
     end_line: int = 0
+    # Just past the last character; kept out of == so spans made without it still match.
+    end_column: int = field(default=0, compare=False)
+
+    @property
+    def start(self) -> tuple[int, int]:
+        return (self.line, self.column)
+
+    @property
+    def end(self) -> tuple[int, int]:
+        return (self.end_line, self.end_column)
 
     def __str__(self) -> str:
         # Line 0 means "the whole file" (it cannot be read, it is empty, ...).
@@ -115,6 +125,66 @@ NOWHERE = Span("<generated>", 0, 0)
 
 def _span() -> Any:
     return field(default=NOWHERE, compare=False, repr=False)
+
+
+# --- comments ------------------------------------------------------------------------------
+
+
+@node
+class Comment:
+    """A `// ...` comment (trailing blanks dropped) or a `/* ... */` comment, as written."""
+
+    text: str
+    span: Span = _span()
+
+    @property
+    def is_line(self) -> bool:
+        return self.text.startswith("//")
+
+    @property
+    def body(self) -> str:
+        """The words of the comment: without its markers and the `*` gutter of block comments."""
+        if self.is_line:
+            return self.text[2:].strip()
+        lines = self.text[2:-2].splitlines()
+        return "\n".join(line.strip().lstrip("*").strip() for line in lines).strip()
+
+
+@node
+class Comments:
+    """The comments a node owns: above it, after it on its last line, and (for a block)
+    those before its closing brace that follow no member."""
+
+    leading: tuple[Comment, ...] = ()
+    trailing: tuple[Comment, ...] = ()
+    closing: tuple[Comment, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.leading or self.trailing or self.closing)
+
+
+_build_nodes()  # Comments next: NO_COMMENTS is the default of every node that can have them.
+NO_COMMENTS = Comments()
+
+
+def _comments() -> Any:
+    return field(default=NO_COMMENTS)
+
+
+def doc_comment(comments: Comments, span: Span) -> str | None:
+    """The text of the comments right above a node (no blank line between), or None.
+
+    This is what generated code uses as the node's documentation.
+    """
+    block: list[Comment] = []
+    line = span.line
+    for comment in reversed(comments.leading):
+        if line > 0 and comment.span.end_line != line - 1:
+            break  # a blank line: what is above it is not about this node
+        block.insert(0, comment)
+        line = comment.span.line
+    text = " ".join(c.body for c in block if c.body)
+    return " ".join(text.split()) or None
 
 
 ValueKind = Literal["string", "number", "bool", "name"]
@@ -172,6 +242,7 @@ class Option:
     name: str
     value: Value
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -199,6 +270,7 @@ class ScalarField:
     options: tuple[Option, ...] = ()
     policy: str | None = None
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 LinkType = Literal["manytoone", "manytomany", "onetoone"]
@@ -219,6 +291,7 @@ class LinkField:
     options: tuple[Option, ...] = ()
     policy: str | None = None
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -226,6 +299,7 @@ class EnumValue:
     name: str
     number: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -234,6 +308,7 @@ class Enum:
     values: tuple[EnumValue, ...] = ()
     options: tuple[Option, ...] = ()
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -241,6 +316,7 @@ class Extensions:
     start: str
     end: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -248,6 +324,7 @@ class Extend:
     name: str
     body: tuple[MessageItem, ...] = ()
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -259,6 +336,7 @@ class Message:
     policy: str | None = None
     body: tuple[MessageItem, ...] = ()
     span: Span = _span()
+    comments: Comments = _comments()
 
     @property
     def options(self) -> tuple[Option, ...]:
@@ -343,6 +421,9 @@ class PolicyDef:
     name: str
     formula: Formula
     span: Span = _span()
+    comments: Comments = _comments()
+    # The body between `<` and `>` as written, so a formatter can keep the author's layout.
+    source: str = field(default="", compare=False)
 
 
 @node
@@ -353,6 +434,7 @@ class LambdaDef:
     name: str
     code: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 # --- file level ---------------------------------------------------------------------------
@@ -364,6 +446,7 @@ class Rpc:
     request: str
     response: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
@@ -371,18 +454,21 @@ class Service:
     name: str
     rpcs: tuple[Rpc, ...] = ()
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
 class Package:
     name: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 @node
 class Import:
     path: str
     span: Span = _span()
+    comments: Comments = _comments()
 
 
 TopLevel = Union[Message, Extend, Enum, PolicyDef, LambdaDef, Service, Import, Package, Option]
@@ -393,6 +479,7 @@ class File:
     path: str
     items: tuple[TopLevel, ...] = ()
     span: Span = _span()
+    comments: Comments = _comments()
 
     @property
     def messages(self) -> tuple[Message, ...]:

@@ -118,19 +118,33 @@ class Lexer:
         self._skip = re.compile(skip)
         self._keywords = keywords
 
-    def lex(self, text: str) -> Iterator[Token]:
-        """The tokens of `text`; raises `UnexpectedCharacters` where none matches."""
+    def lex(self, text: str, comments: list[tuple[int, int]] | None = None) -> Iterator[Token]:
+        """The tokens of `text`; raises `UnexpectedCharacters` where none matches.
+
+        With a `comments` list, the (start, end) offsets of the comments skipped between
+        tokens are appended to it, in order.
+        """
         match = self._pattern.match
         keywords = self._keywords
         new_token = str.__new__
         line, line_start, pos, end = 1, 0, 0, len(text)
+        # Comments are found without slowing the common token: the places where one could
+        # start are listed up front (one C-level scan), and only a token whose skipped prefix
+        # reaches the next such place is looked at more closely.
+        openers = _Openers(text) if comments is not None else None
+        next_opener = openers.next if openers is not None else end
         while pos < end:
             found = match(text, pos)
             if found is None:
+                if openers is not None and comments is not None:
+                    openers.take(pos, end, comments)
                 self._finish(text, pos, line, line_start)
                 return
             kind: Any = found.lastgroup
             start, end_of_token = found.span(kind)
+            if next_opener < start:
+                assert openers is not None and comments is not None
+                next_opener = openers.take(pos, start, comments)
             if start != pos:
                 skipped = text.count("\n", pos, start)
                 if skipped:
@@ -164,6 +178,36 @@ class Lexer:
         raise UnexpectedCharacters(text, bad, line, bad - line_start + 1)
 
 
+class _Openers:
+    """Where a comment could start (`//`, `/*`): in skipped text it does; in a token it does not."""
+
+    _OPENER = re.compile(r"/[/*]")
+    _COMMENT = re.compile(r"//[^\n]*|/\*[\s\S]*?\*/")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts = [m.start() for m in self._OPENER.finditer(text)]
+        self._index = 0
+        self.next = self._starts[0] if self._starts else len(text) + 1
+
+    def take(self, skipped_from: int, skipped_to: int, comments: list[tuple[int, int]]) -> int:
+        """Record the comments in the skipped text [skipped_from, skipped_to); the next opener."""
+        starts, index = self._starts, self._index
+        while index < len(starts) and starts[index] < skipped_to:
+            at = starts[index]
+            index += 1
+            if at < skipped_from:
+                continue  # inside a token, such as "http://..." in a string
+            found = self._COMMENT.match(self._text, at)
+            if found is None:
+                continue
+            comments.append((at, found.end()))
+            while index < len(starts) and starts[index] < found.end():
+                index += 1  # "//" inside this comment
+        self._index = index
+        return starts[index] if index < len(starts) else len(self._text) + 1
+
+
 # --- the parse loop ------------------------------------------------------------------------
 
 
@@ -188,13 +232,16 @@ class Driver:
         self._start = tables.start
         self._end = tables.end
 
-    def parse(self, text: str) -> Any:
-        """The value the start rule's callback returns for `text`."""
+    def parse(self, text: str, comments: list[tuple[int, int]] | None = None) -> Any:
+        """The value the start rule's callback returns for `text`.
+
+        The offsets of the comments in `text` go to `comments` when it is given.
+        """
         states = self._states
         state_stack = [self._start]
         value_stack: list[Any] = []
         token = None
-        for token in self.lexer.lex(text):
+        for token in self.lexer.lex(text, comments):
             kind = token.type
             while True:
                 try:

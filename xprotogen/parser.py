@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from . import ast
+from .comments import attach_comments
 from .diagnostics import Diagnostic, XprotoError
 from .lalr import (
     Driver,
@@ -95,13 +96,16 @@ def _file_error(name: str, message: str) -> XprotoError:
 def parse_text(text: str, path: str = "<string>") -> ast.File:
     """Parse xproto source text; syntax errors are raised as an `XprotoError`."""
     builder = _xproto_builder()
+    comments: list[tuple[int, int]] = []
     with builder.parsing(path) as problems:
         try:
-            result: ast.File = builder.driver.parse(text)
+            result: ast.File = builder.driver.parse(text, comments)
         except SyntaxProblem as exc:
             raise XprotoError([_syntax_diagnostic(exc, builder.tables, text, path, 1, 1)]) from None
         if problems:
             raise XprotoError(problems)
+    if comments:
+        attach_comments(result, text, comments)
     return result
 
 
@@ -332,16 +336,21 @@ class _AstBuilder(_Builder):
             yield self.problems
 
     def _span(self, first: Any, last: Any) -> ast.Span:
-        """From the first token or node of a construct to its last one."""
+        """From the first token or node of a construct to just past its last one."""
         if isinstance(first, Token):
             line, column = first.line, first.column
         else:
             line, column = first.span.line, first.span.column
-        end_line = last.end_line if isinstance(last, Token) else last.span.end_line
-        return ast.Span(self.path, line or 0, column or 0, end_line or line or 0)
+        if isinstance(last, Token):
+            end_line, end_column = last.end_line, last.end_column
+        else:
+            end_line, end_column = last.span.end_line, last.span.end_column
+        return ast.Span(self.path, line or 0, column or 0, end_line or line or 0, end_column)
 
     def _token_span(self, token: Token) -> ast.Span:
-        return ast.Span(self.path, token.line or 0, token.column or 0, token.end_line or 0)
+        return ast.Span(
+            self.path, token.line or 0, token.column or 0, token.end_line or 0, token.end_column
+        )
 
     def start(self, items: list[Any]) -> ast.File:
         if not items:
@@ -488,7 +497,7 @@ class _AstBuilder(_Builder):
                 for d in exc.diagnostics
             )
             formula = ast.Term("False")
-        return ast.PolicyDef(str(name), formula, self._span(keyword, body))
+        return ast.PolicyDef(str(name), formula, self._span(keyword, body), source=str(body)[1:-1])
 
     def lambda_def(self, items: list[Any]) -> ast.LambdaDef:
         kind, name, body = items

@@ -113,6 +113,7 @@ class Model:
     links: list[Field] = field(default_factory=list)
     reverse_links: list[ReverseLink] = field(default_factory=list)
     own_reverse_links: list[ReverseLink] = field(default_factory=list)
+    doc: str | None = None  # the comment right above the message
 
     @property
     def fqn(self) -> str:
@@ -263,6 +264,7 @@ class _SchemaBuilder:
             own_fields=[],
             span=message.span,
             file=path,
+            doc=ast.doc_comment(message.comments, message.span),
         )
         if message.bases is not None and not message.bases:
             self.problem("error", f"model '{message.name}' has an empty base list '()'; omit the parentheses", "empty-bases", message.span)
