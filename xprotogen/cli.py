@@ -72,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=("dot", "mermaid", "svg"), default="dot")
     graph.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     graph.set_defaults(run=_run_graph)
+
+    fmt = commands.add_parser("fmt", help="rewrite xproto files in the canonical layout, comments kept")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help="xproto files, or folders to search for them")
+    fmt.add_argument("--check", action="store_true", help="write nothing; exit 1 listing the files that would change")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; show what would change")
+    fmt.set_defaults(run=_run_fmt)
+
+    breaking = commands.add_parser("breaking", help="report the changes to the models that break the API, stored data or synchronizers")
+    breaking.add_argument("paths", nargs="*", metavar="PATH", help="OLD NEW (files or folders); with --against, the files or folders to check")
+    breaking.add_argument("--against", metavar="REVISION", help="compare PATH... with their content at this git revision")
+    breaking.add_argument("--rules", default="", metavar="RULE,...", help="only these rules or families (wire, data, sync)")
+    breaking.add_argument("--except", dest="except_", default="", metavar="RULE,...", help="leave out these rules or families")
+    breaking.add_argument("--format", choices=("text", "json"), default="text")
+    breaking.add_argument("--list-rules", action="store_true", help="print the rules and exit")
+    breaking.set_defaults(run=_run_breaking)
     return parser
 
 
@@ -178,6 +193,27 @@ def _run_lint(args: argparse.Namespace) -> int:
     from .lint import run_lint
 
     return run_lint(args.files, strict=args.strict, output_format=args.format)
+
+
+def _run_fmt(args: argparse.Namespace) -> int:
+    from .fmt import run_fmt
+
+    return run_fmt(args.files, check=args.check, diff=args.diff)
+
+
+def _run_breaking(args: argparse.Namespace) -> int:
+    from .breaking import describe_rules, run_breaking
+
+    if args.list_rules:
+        print(describe_rules())
+        return EXIT_OK
+    return run_breaking(
+        args.paths,
+        against=args.against,
+        only=[r for r in args.rules.split(",") if r],
+        leave_out=[r for r in args.except_.split(",") if r],
+        output_format=args.format,
+    )
 
 
 def _print_diagnostics(error: XprotoError) -> None:

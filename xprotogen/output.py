@@ -10,8 +10,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory."""
+def write_atomically(path: str | Path, text: str, *, mode: int | None = None) -> None:
+    """Write `text` to `path` through a temporary file in the same directory.
+
+    `mode` sets the permission bits of the result (a rewritten file keeps the ones it had).
+    """
     # Imported here: most runs print to stdout, and these cost a CLI run several milliseconds.
     import tempfile
     from pathlib import Path
@@ -22,6 +25,8 @@ def write_atomically(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
