@@ -124,34 +124,32 @@ class Lexer:
         With a `comments` list, the (start, end) offsets of the comments skipped between
         tokens are appended to it, in order.
         """
-        match = self._pattern.match
         keywords = self._keywords
         new_token = str.__new__
+        count, rindex = text.count, text.rindex
         line, line_start, pos, end = 1, 0, 0, len(text)
         # Comments are found without slowing the common token: the places where one could
         # start are listed up front (one C-level scan), and only a token whose skipped prefix
         # reaches the next such place is looked at more closely.
         openers = _Openers(text) if comments is not None else None
-        next_opener = openers.next if openers is not None else end
-        while pos < end:
-            found = match(text, pos)
-            if found is None:
-                if openers is not None and comments is not None:
-                    openers.take(pos, end, comments)
-                self._finish(text, pos, line, line_start)
-                return
+        next_opener = openers.next if openers is not None else end + 1
+        # finditer walks the text in C; a match that does not start where the previous one
+        # ended means characters no terminal matches.
+        for found in self._pattern.finditer(text):
+            if found.start() != pos:
+                break
             kind: Any = found.lastgroup
             start, end_of_token = found.span(kind)
             if next_opener < start:
                 assert openers is not None and comments is not None
                 next_opener = openers.take(pos, start, comments)
             if start != pos:
-                skipped = text.count("\n", pos, start)
+                skipped = count("\n", pos, start)
                 if skipped:
                     line += skipped
-                    line_start = text.rindex("\n", pos, start) + 1
+                    line_start = rindex("\n", pos, start) + 1
             pos = end_of_token
-            value = text[start:pos]
+            value = found[kind]
             # Setting the slots directly skips a call per token: this runs thousands of times.
             token = new_token(Token, value)
             token.start_pos = start
@@ -159,11 +157,15 @@ class Lexer:
             token.column = start - line_start + 1
             if "\n" in value:
                 line += value.count("\n")
-                line_start = text.rindex("\n", start, pos) + 1
+                line_start = rindex("\n", start, pos) + 1
             token.end_line = line
             table = keywords.get(kind)
             token.type = kind if table is None else table.get(value, kind)
             yield token
+        if pos < end:
+            if openers is not None and comments is not None:
+                openers.take(pos, end, comments)
+            self._finish(text, pos, line, line_start)
 
     def _finish(self, text: str, pos: int, line: int, line_start: int) -> None:
         """No token at `pos`: fine if only ignored text is left, else a lexical error."""
@@ -238,19 +240,22 @@ class Driver:
         The offsets of the comments in `text` go to `comments` when it is given.
         """
         states = self._states
-        state_stack = [self._start]
+        state = self._start
+        state_stack = [state]
         value_stack: list[Any] = []
+        push_state, push_value = state_stack.append, value_stack.append
         token = None
         for token in self.lexer.lex(text, comments):
             kind = token.type
             while True:
                 try:
-                    action = states[state_stack[-1]][kind]
+                    action = states[state][kind]
                 except KeyError:
-                    raise self._unexpected(token, state_stack[-1]) from None
+                    raise self._unexpected(token, state) from None
                 if action.__class__ is int:
-                    state_stack.append(action)
-                    value_stack.append(token)
+                    state = action
+                    push_state(state)
+                    push_value(token)
                     break
                 # The reduction, written out: this loop runs thousands of times per file.
                 size, origin, callback = action
@@ -260,8 +265,9 @@ class Driver:
                     del value_stack[-size:]
                 else:
                     children = []
-                state_stack.append(states[state_stack[-1]][origin])
-                value_stack.append(callback(children))
+                state = states[state_stack[-1]][origin]
+                push_state(state)
+                push_value(callback(children))
         end = Token.end_marker(token)
         while True:
             try:
@@ -304,29 +310,17 @@ def _callback(
 
     if include is None:
         return call
-    if not any(expand or nones for _, expand, nones in include) and not append_none:
-        picked = tuple(at for at, _, _ in include)
-        if len(picked) == 1:
-            (only,) = picked
-            return lambda children: call([children[only]])
-        return lambda children: call([children[at] for at in picked])
-    spec = include
-    padding = [None] * append_none
-
-    def filtered(children: list[Any]) -> Any:
-        kept: list[Any] = []
-        for at, expand, nones in spec:
-            if nones:
-                kept += [None] * nones
-            if expand:
-                kept += children[at].children
-            else:
-                kept.append(children[at])
-        if padding:
-            kept += padding
-        return call(kept)
-
-    return filtered
+    # The child list is built by one expression made for this rule's shape (as Lark's filter
+    # would build it step by step): a reduction runs thousands of times per file.
+    parts: list[str] = []
+    for at, expand, nones in include:
+        parts += ["None"] * nones
+        parts.append(f"*children[{at}].children" if expand else f"children[{at}]")
+    parts += ["None"] * append_none
+    shaped: Callback = eval(  # noqa: S307 - the text is made above from integers only
+        f"lambda children: call([{', '.join(parts)}])", {"call": call}
+    )
+    return shaped
 
 
 # --- the tables and their cache ------------------------------------------------------------

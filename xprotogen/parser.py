@@ -342,15 +342,17 @@ class _AstBuilder(_Builder):
         else:
             line, column = first.span.line, first.span.column
         if isinstance(last, Token):
-            end_line, end_column = last.end_line, last.end_column
+            end_line = last.end_line
+            # Most constructs end with a one-line token (`;`, `}`): no need to look for newlines.
+            end_column = last.column + len(last) if end_line == last.line else last.end_column
         else:
             end_line, end_column = last.span.end_line, last.span.end_column
         return ast.Span(self.path, line or 0, column or 0, end_line or line or 0, end_column)
 
     def _token_span(self, token: Token) -> ast.Span:
-        return ast.Span(
-            self.path, token.line or 0, token.column or 0, token.end_line or 0, token.end_column
-        )
+        # Values (names, numbers, strings) never span lines.
+        line, column = token.line, token.column
+        return ast.Span(self.path, line, column, line, column + len(token))
 
     def start(self, items: list[Any]) -> ast.File:
         if not items:
