@@ -139,7 +139,7 @@ def _run_scaffold(args: argparse.Namespace) -> int:
         return _run_scaffold_from_xos(args)
     if not args.files:
         raise _UsageError("xsgen scaffold: error: the following arguments are required: FILE")
-    plan = plan_scaffold(_load_for_target(args.files), args.files)
+    plan = plan_scaffold(_load_for_target(args.files), args.files, project_dir=args.output)
     if args.check:
         drift = compare(plan, args.output)
         for line in drift.lines():

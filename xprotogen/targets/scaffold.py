@@ -24,7 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .. import ast
 from ..diagnostics import TargetError
@@ -130,8 +130,13 @@ class WriteResult:
 # --- schema -> plan ----------------------------------------------------------------------
 
 
-def plan_scaffold(schema: Schema, sources: Sequence[str | Path]) -> ScaffoldPlan:
-    """The project for `schema`, read from `sources` (the same files, in the same order)."""
+def plan_scaffold(
+    schema: Schema, sources: Sequence[str | Path], *, project_dir: str | Path | None = None
+) -> ScaffoldPlan:
+    """The project for `schema`, read from `sources` (the same files, in the same order).
+
+    `project_dir`, where the project goes, lets its CI script name `sources` relative to it.
+    """
     paths = [Path(p) for p in sources]
     own = service_files([str(p) for p in paths])
     service = service_name(schema, own)
@@ -225,7 +230,42 @@ def plan_scaffold(schema: Schema, sources: Sequence[str | Path]) -> ScaffoldPlan
         ),
         user_owned=True,
     )
+    _add_ci(add, service, ident, paths, own, project_dir)
     return ScaffoldPlan(service, plan, tuple(m.name for m in steps))
+
+
+def _add_ci(
+    add: Callable[..., None],
+    service: str,
+    ident: str,
+    paths: Sequence[Path],
+    own: Sequence[str],
+    project_dir: str | Path | None,
+) -> None:
+    """The CI script and the workflows that run it (user-owned: CI setups are always tuned)."""
+
+    def shown(path: Path) -> str:
+        if project_dir is None:
+            return str(path)
+        return os.path.relpath(path.resolve(), Path(project_dir).resolve())
+
+    own_paths = set(own)
+    add(
+        "ci/check.sh",
+        render(
+            "scaffold/ci_check.sh.j2",
+            service=service,
+            models=[shown(p) for p in paths],
+            service_models=[shown(p) for p in paths if str(p) in own_paths],
+        ),
+        user_owned=True,
+    )
+    add(
+        f".github/workflows/{ident}.yml",
+        render("scaffold/github_workflow.yml.j2", service=service),
+        user_owned=True,
+    )
+    add(".gitlab-ci.yml", render("scaffold/gitlab_ci.yml.j2", ident=ident), user_owned=True)
 
 
 def service_files(paths: Sequence[str]) -> list[str]:
