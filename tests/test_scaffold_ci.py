@@ -78,16 +78,28 @@ def test_generated_project_passes_every_check(repo: Path) -> None:
 
 DRIFTS = [
     # check, what is changed: (file, old text, new text)
-    ("scaffold", "src/hello.xproto", "    optional bool fail = 3", "    optional string mood = 4;\n    optional bool fail = 3"),
+    (
+        "scaffold",
+        "src/hello.xproto",
+        "    optional bool fail = 3",
+        "    optional string mood = 4;\n    optional bool fail = 3",
+    ),
     ("lint", "src/hello.xproto", "required string message = 1", "required string message = 2"),
     ("fmt", "src/hello.xproto", "message Greeting (XOSBase) {", "message Greeting(XOSBase){"),
-    ("breaking", "src/hello.xproto", "required manytoone country->Country:greetings", "required manytoone country->Country:hellos"),
+    (
+        "breaking",
+        "src/hello.xproto",
+        "required manytoone country->Country:greetings",
+        "required manytoone country->Country:hellos",
+    ),
     ("tests", "proj/tests/test_drift.py", "", "def test_drift() -> None:\n    assert 1 == 2\n"),
 ]
 
 
 @pytest.mark.parametrize(("check", "path", "old", "new"), DRIFTS, ids=[d[0] for d in DRIFTS])
-def test_each_kind_of_drift_fails_its_check(repo: Path, check: str, path: str, old: str, new: str) -> None:
+def test_each_kind_of_drift_fails_its_check(
+    repo: Path, check: str, path: str, old: str, new: str
+) -> None:
     target = repo / path
     before = target.read_text(encoding="utf-8") if target.exists() else None
     target.write_text((before or "").replace(old, new, 1) if old else new, encoding="utf-8")

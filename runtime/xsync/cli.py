@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="serve Prometheus metrics on 127.0.0.1:P/metrics",
     )
+    run.add_argument(
+        "--migrated",
+        action="store_true",
+        help="accept models that break the store's data: you migrated it for them",
+    )
     run.set_defaults(handler=_run)
 
     status = commands.add_parser(
@@ -140,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     config = _load(args.config)
     log = setup_logging(_logging_options(config))
-    runtime = _build(config, metrics=metrics, log=log)
+    runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
     server = (
         MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
     )

@@ -189,17 +189,23 @@ class ModelAccessor:
         return f"<ModelAccessor actor={self.actor} models={len(self.models)}>"
 
 
-def connect(config: Config | str | Path, *, actor: Actor = "user") -> ModelAccessor:
-    """Open what the config names: its embedded `store`, or the remote core of its `accessor`."""
+def connect(
+    config: Config | str | Path, *, actor: Actor = "user", migrated: bool = False
+) -> ModelAccessor:
+    """Open what the config names: its embedded `store`, or the remote core of its `accessor`.
+
+    `migrated` lets models that break the store's data open it (see `open_store`).
+    """
     from xprotogen.loader import load_schema
 
     if not isinstance(config, Config):
         config = load_config(config)
     schema = load_schema(list(config.model_files))
-    return ModelAccessor(open_configured_store(config, schema), schema, actor=actor, config=config)
+    store = open_configured_store(config, schema, migrated=migrated)
+    return ModelAccessor(store, schema, actor=actor, config=config)
 
 
-def open_configured_store(config: Config, schema: Schema) -> Store:
+def open_configured_store(config: Config, schema: Schema, *, migrated: bool = False) -> Store:
     """The store the config asks for: a `RemoteStore` when it has an accessor, else its URL."""
     if config.accessor is not None:
         from .grpc.client import RemoteStore
@@ -214,4 +220,6 @@ def open_configured_store(config: Config, schema: Schema) -> Store:
     assert config.store is not None  # load_config gives a default store when there is no accessor
     from .store.version import served_version
 
-    return open_store(config.store, schema, core_version=served_version(config.core_version))
+    return open_store(
+        config.store, schema, core_version=served_version(config.core_version), migrated=migrated
+    )

@@ -69,15 +69,22 @@ class Runtime:
 
 
 def build_runtime(
-    config: Config, *, metrics: Metrics | None = None, log: logging.Logger | None = None
+    config: Config,
+    *,
+    metrics: Metrics | None = None,
+    log: logging.Logger | None = None,
+    migrated: bool = False,
 ) -> Runtime:
-    """Load the steps, open the store (creating or extending its tables), read model deps."""
+    """Load the steps, open the store (creating or extending its tables), read model deps.
+
+    Models that break the store's data are refused unless `migrated` (see `open_store`).
+    """
     from xprotogen.diagnostics import XprotoError
 
     from .connect import connect
 
     try:
-        accessor = connect(config, actor="synchronizer")
+        accessor = connect(config, actor="synchronizer", migrated=migrated)
     except XprotoError as exc:
         first = exc.diagnostics[0] if exc.diagnostics else None
         where = f"{first.span.file}:{first.span.line}: " if first is not None else ""

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument(
+        "--migrated",
+        action="store_true",
+        help="accept models that break the store's data: you migrated it for them",
+    )
     return parser
 
 
@@ -105,7 +110,9 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     except XprotoError as exc:
         raise _Failure(str(exc).splitlines()[0]) from None
     try:
-        store = open_store(url, schema, core_version=served_version(config.core_version))
+        store = open_store(
+            url, schema, core_version=served_version(config.core_version), migrated=args.migrated
+        )
     except StoreError as exc:
         raise _Failure(str(exc)) from None
     try:

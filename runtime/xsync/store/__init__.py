@@ -13,12 +13,14 @@ from .base import (
     StoreError,
     Unauthenticated,
 )
+from .model_guard import BreakingModelChange
 from .sql import SqlStore, open_store
 from .version import CORE_VERSION
 
 __all__ = [
     "CORE_VERSION",
     "Actor",
+    "BreakingModelChange",
     "Change",
     "ChangeKind",
     "InvalidArgument",

@@ -31,6 +31,7 @@ from .base import (
 from .filters import conditions, ordering, sort_key_names
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
+from .model_guard import MODELS_KEY, check_models, model_record
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
 from .values import INT32
 from .version import CORE_VERSION
@@ -53,10 +54,14 @@ Where = Callable[[sa.Table], list[sa.ColumnElement[bool]]]
 _Checked = tuple[dict[str, Any], dict[str, list[int]]]  # (column values, many-to-many ids)
 
 
-def open_store(url: str, schema: Schema, *, core_version: str = CORE_VERSION) -> SqlStore:
+def open_store(
+    url: str, schema: Schema, *, core_version: str = CORE_VERSION, migrated: bool = False
+) -> SqlStore:
     """Open (creating or evolving its tables) the store at `url` for the models of `schema`.
 
-    `url` is `sqlite:///path.db`, `sqlite://` (in memory) or `postgresql://...`.
+    `url` is `sqlite:///path.db`, `sqlite://` (in memory) or `postgresql://...`. Models that
+    break those the store was last opened with are refused (`BreakingModelChange`) unless
+    `migrated` says the data was migrated for them.
     """
     engine, memory = _engine(url)
     metadata = sa.MetaData()
@@ -66,7 +71,7 @@ def open_store(url: str, schema: Schema, *, core_version: str = CORE_VERSION) ->
         raise InvalidArgument(str(exc)) from None
     store = SqlStore(engine, tables, metadata, memory=memory)
     try:
-        store.setup(core_version)
+        store.setup(core_version, models=(schema, migrated))
     except StoreError:
         engine.dispose()
         raise
@@ -161,8 +166,16 @@ class SqlStore:
 
     # --- set-up -----------------------------------------------------------------------
 
-    def setup(self, core_version: str) -> list[str]:
-        """Create or evolve the tables and record `core_version`; returns the columns added."""
+    def setup(
+        self, core_version: str, *, models: tuple[Schema, bool] | None = None
+    ) -> list[str]:
+        """Create or evolve the tables and record `core_version`; returns the columns added.
+
+        With `models` (the schema, and whether the data was migrated for it), the schema is
+        first checked against the models the store was last opened with (see `model_guard`)
+        and then kept in their place; a refusal changes nothing.
+        """
+        record = model_record(models[0]) if models is not None else None
         try:
             with self._write_lock, self._engine.connect() as conn:
                 conn.execution_options(xsync_write=True)
@@ -170,16 +183,31 @@ class SqlStore:
                     if self._postgres:
                         # Two processes opening a fresh database must not both create its tables.
                         conn.execute(sa.text("SELECT pg_advisory_xact_lock(7355608)"))
+                    if models is not None and record is not None:
+                        self._guard_models(conn, record, *models)
                     added = evolve(conn, self._metadata, self._tables)
-                    conn.execute(sa.delete(self._meta).where(self._meta.c.key == "core_version"))
-                    conn.execute(
-                        sa.insert(self._meta).values(key="core_version", value=core_version)
-                    )
+                    self._put_meta(conn, "core_version", core_version)
+                    if record is not None:
+                        self._put_meta(conn, MODELS_KEY, record)
             return added
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the store at {self._engine.url!r}: {_reason(exc)}"
             ) from None
+
+    def _guard_models(
+        self, conn: sa.Connection, record: str, schema: Schema, migrated: bool
+    ) -> None:
+        if migrated or not sa.inspect(conn).has_table(META_TABLE):
+            return
+        kept = conn.execute(
+            sa.select(self._meta.c.value).where(self._meta.c.key == MODELS_KEY)
+        ).scalar()
+        check_models(kept, record, schema, store=self._engine.url.render_as_string())
+
+    def _put_meta(self, conn: sa.Connection, key: str, value: str) -> None:
+        conn.execute(sa.delete(self._meta).where(self._meta.c.key == key))
+        conn.execute(sa.insert(self._meta).values(key=key, value=value))
 
     def _cascade_sources(self) -> dict[str, list[tuple[ModelTable, str]]]:
         """For each concrete model, the (model, column) pairs whose soft delete it cascades to."""
