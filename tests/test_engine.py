@@ -436,7 +436,7 @@ def test_user_code_raising_system_exit_does_not_stop_the_pass(cloud: Cloud) -> N
     SCRIPT.fail[("Region", a)] = SystemExit(3)
     report = cloud.engine(max_workers=1).run_pass()
     assert report.outcomes == {("Region", a): Outcome.FAILED, ("Region", b): Outcome.SYNCED}
-    assert cloud.row("Region", a)["backend_status"].endswith("// 3")
+    assert cloud.row("Region", a)["backend_status"].endswith("// SystemExit raised by user code: 3")
 
 
 # --- deletion (reference section 6) -----------------------------------------------------------

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import signal
 import sys
-from types import FrameType
 from typing import Any, Callable, Sequence
 
 from xprotogen.cliargs import ArgumentParser as _ArgumentParser
@@ -23,6 +21,8 @@ from xprotogen.cliargs import UsageError as _UsageError
 from xprotogen.cliargs import report_internal_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Stopped by a signal with steps still running after the grace period: their work is abandoned.
+EXIT_ABANDONED = 3
 
 # Sub-commands other modules provide: name -> (module, function taking the remaining args, help).
 _DELEGATED = {
@@ -141,6 +141,7 @@ def _build(config: Any, **kwargs: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from .observability import Metrics, MetricsServer, setup_logging
     from .runner import Runner, build_event_engine
+    from .stopping import GracefulStop
 
     metrics = Metrics()
     config = _load(args.config)
@@ -160,7 +161,13 @@ def _run(args: argparse.Namespace) -> int:
         events=build_event_engine(runtime, log, metrics),
         events_timeout=args.timeout or 30.0,
     )
-    _on_signals(runner.request_stop)
+    stopper = GracefulStop(
+        runner.request_stop,
+        grace=config.stop_grace_seconds,
+        exit_code=EXIT_ABANDONED,
+        log=log,
+    )
+    stopper.install()
     events = runner.events
     try:
         if not (runtime.steps or runtime.policies or runtime.pull_steps or runtime.event_steps):
@@ -184,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
         runtime.close()
+        stopper.finished()
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -224,14 +232,6 @@ def _status(args: argparse.Namespace) -> int:
 def _logging_options(config: Any) -> dict[str, str]:
     options = config.logging
     return {"level": options.level, "format": options.format, "destination": options.destination}
-
-
-def _on_signals(stop: Callable[[], None]) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def _delegate(name: str) -> Callable[[argparse.Namespace], int]:

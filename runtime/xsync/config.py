@@ -9,6 +9,7 @@ Option names follow the XOS synchronizer's config (reference section 9.7) where 
 from __future__ import annotations
 
 import difflib
+import math
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,10 @@ class Config:
     backoff_base_seconds: float = DEFAULT_BASE_SECONDS
     backoff_cap_seconds: float = DEFAULT_CAP_SECONDS
     loop_interval_seconds: float = 5.0
+    # Seconds one call into user code may take before its object fails as timed out.
+    step_timeout_seconds: float = 300.0
+    # Seconds a stopping runner gives the steps in flight before it abandons them and exits.
+    stop_grace_seconds: float = 10.0
 
     @property
     def directory(self) -> Path:
@@ -116,6 +121,8 @@ _TOP_KEYS = (
     "backoff_base_seconds",
     "backoff_cap_seconds",
     "loop_interval_seconds",
+    "step_timeout_seconds",
+    "stop_grace_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password")
 _CORE_KEYS = ("accounts", "max_message_mb")
@@ -191,6 +198,13 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+def _as_written(value: object) -> str:
+    """`describe`, with YAML's spelling of the non-finite floats (.inf, -.inf, .nan)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return describe(value)
+
+
 class _Reader:
     """Checks one config; every method raises `ConfigError` naming the dotted key."""
 
@@ -244,6 +258,8 @@ class _Reader:
             backoff_base_seconds=base_seconds,
             backoff_cap_seconds=cap_seconds,
             loop_interval_seconds=self.optional(top, "loop_interval_seconds", self.positive) or 5.0,
+            step_timeout_seconds=self.optional(top, "step_timeout_seconds", self.positive) or 300.0,
+            stop_grace_seconds=self.optional(top, "stop_grace_seconds", self.positive) or 10.0,
         )
 
     # --- structure ----------------------------------------------------------------------
@@ -301,8 +317,13 @@ class _Reader:
         return value
 
     def positive(self, key: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise self.fail(key, f"expected a number > 0, got {describe(value)}")
+        # NaN and infinity are numbers to YAML (.nan, .inf) but no use as seconds.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < math.inf
+        ):
+            raise self.fail(key, f"expected a finite number > 0, got {_as_written(value)}")
         return float(value)
 
     def store_url(self, key: str, value: object) -> str:

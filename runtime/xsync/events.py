@@ -41,6 +41,9 @@ class EventStep:
 
     technology: ClassVar[str] = "kafka"
     topics: ClassVar[Sequence[str]] = ()
+    # Seconds one call into this class may take (None: the config's step_timeout_seconds);
+    # past it the call is abandoned and counts as a failure.
+    timeout_seconds: ClassVar[float | None] = None
 
     def __init__(
         self, model_accessor: Any = None, log: logging.Logger | None = None, **kwargs: Any

@@ -15,6 +15,9 @@ class Policy:
     """Base of every model policy; a class without `model_name` is a base for other policies."""
 
     model_name: ClassVar[str | None] = None
+    # Seconds one call into this class may take (None: the config's step_timeout_seconds);
+    # past it the call is abandoned and counts as a failure.
+    timeout_seconds: ClassVar[float | None] = None
 
     def __init__(
         self, *, model_accessor: Any = None, log: logging.Logger | None = None, **extra: Any

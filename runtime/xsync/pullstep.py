@@ -15,6 +15,9 @@ class PullStep:
     """Base of every pull step; the engine makes a fresh instance for each run."""
 
     requested_interval: ClassVar[float] = 60.0
+    # Seconds one call into this class may take (None: the config's step_timeout_seconds);
+    # past it the call is abandoned and counts as a failure.
+    timeout_seconds: ClassVar[float | None] = None
 
     def __init__(
         self, *, model_accessor: Any = None, log: logging.Logger | None = None, **extra: Any

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .backoff import BackoffPolicy, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
+from .bounded import time_limit_problem
 from .config import Config
 from .engines.policies import PolicyEngine, PolicyPassReport
 from .engines.pull import PullScheduler
@@ -98,6 +99,7 @@ def build_runtime(
         compat.open()
         steps = _load_steps(config)
         policies, pull_steps, event_steps = _load_hybrid(config)
+        _check_time_limits([*steps, *policies, *pull_steps, *event_steps])
     except XOSCompatError as exc:
         compat.close()
         accessor.close()
@@ -120,7 +122,12 @@ def build_runtime(
     )
     policy_engine = (
         PolicyEngine(
-            accessor.store, policies, accessor=accessor.as_actor("policy"), backoff=backoff, log=log
+            accessor.store,
+            policies,
+            accessor=accessor.as_actor("policy"),
+            backoff=backoff,
+            log=log,
+            timeout=config.step_timeout_seconds,
         )
         if policies
         else None
@@ -136,8 +143,13 @@ def build_runtime(
         metrics=metrics,
         log=log,
         hold_deletion=_deletion_hold(policy_engine),
+        step_timeout=config.step_timeout_seconds,
     )
-    pulls = PullScheduler(pull_steps, accessor=accessor, log=log) if pull_steps else None
+    pulls = (
+        PullScheduler(pull_steps, accessor=accessor, log=log, timeout=config.step_timeout_seconds)
+        if pull_steps
+        else None
+    )
     reaper = Reaper(
         accessor.store,
         model_specs(accessor.schema),
@@ -193,6 +205,7 @@ def build_event_engine(
         log,
         dead_letter=KafkaDeadLetters(bus.endpoint, dead_letter_topic(runtime.config)),
         metrics=metrics,
+        step_timeout=runtime.config.step_timeout_seconds,
     )
 
 
@@ -214,6 +227,13 @@ def _load_hybrid(
     except EventStepLoadError as exc:
         raise StartupError(f"event_steps_dir: {exc}") from None
     return policies, pulls, events
+
+
+def _check_time_limits(classes: list[type]) -> None:
+    for user_class in classes:
+        problem = time_limit_problem(user_class)
+        if problem is not None:
+            raise StartupError(f"{defined_in(user_class)}: {problem}")
 
 
 def _check_policy_models(policies: list[type[Policy]], models: set[str]) -> None:

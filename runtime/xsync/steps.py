@@ -33,6 +33,9 @@ class SyncStep:
     observes: ClassVar[Any] = None
     # Read by pull steps in the next engine; kept here so XOS steps that set it still load.
     requested_interval: ClassVar[float] = 0
+    # Seconds one call into this class may take (None: the config's step_timeout_seconds);
+    # past it the call is abandoned and counts as a failure.
+    timeout_seconds: ClassVar[float | None] = None
 
     def __init__(
         self, *, model_accessor: Any = None, log: logging.Logger | None = None, **extra: Any

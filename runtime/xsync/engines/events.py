@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any, Callable, Protocol, Sequence
 
 from xsync.backoff import EVENT_ATTEMPTS, EVENT_RETRY, RECONNECT, BackoffPolicy, Register, RetryBook
+from xsync.bounded import call_user_code, time_limit
 from xsync.events import Event, EventStep
 
 PartitionKey = tuple[str, int]
@@ -158,6 +159,7 @@ class EventEngine:
         max_records: int = 500,
         dead_letter: DeadLetterSink | None = None,
         metrics: Any = None,
+        step_timeout: float = 300.0,
     ) -> None:
         if not group_id:
             raise ValueError("the event engine needs a consumer group id (the synchronizer's name)")
@@ -172,6 +174,8 @@ class EventEngine:
         self._reconnects = RetryBook(reconnect, clock=time.monotonic)
         self._poll_seconds = poll_seconds
         self._max_records = max_records
+        # Each process_event call gets the step's `timeout_seconds`, else this many seconds.
+        self._step_timeout = step_timeout
         self._routes = _route_topics(steps, log)
         self._dead_letter = dead_letter
         self._metrics = metrics
@@ -388,9 +392,13 @@ class EventEngine:
         message = ""
         for attempt in range(1, attempts + 1):
             try:
-                step(
-                    model_accessor=self._model_accessor, log=self._log.getChild(step.__name__)
-                ).process_event(event)
+                call_user_code(
+                    self._process,
+                    step,
+                    event,
+                    seconds=time_limit(step, self._step_timeout),
+                    what=f"{step.__name__}.process_event {event.topic}:{event.partition}:{event.offset}",
+                )
                 return True
             except Exception as error:  # noqa: BLE001 - a step's failure must not end the consumer
                 message = f"{step.__name__}: {_describe(error)}"
@@ -428,6 +436,12 @@ class EventEngine:
         )  # fmt: skip
         self._count(event, dead_lettered=1)
         return True
+
+    def _process(self, step: type[EventStep], event: Event) -> None:
+        # The step's own __init__ is user code too: inside the limit.
+        step(
+            model_accessor=self._model_accessor, log=self._log.getChild(step.__name__)
+        ).process_event(event)
 
     def _commit_pending(self, consumer: EventConsumer) -> None:
         """Commit finished offsets for partitions still ours; keep them for later if that fails."""

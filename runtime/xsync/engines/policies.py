@@ -32,6 +32,7 @@ from typing import Any, Callable, Literal, Sequence
 from .. import backend_state
 from ..backend_state import POLICED, exception_message, policy_register
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
+from ..bounded import call_user_code, time_limit
 from ..observability import LOGGER_NAME
 from ..orm import acting_as
 from ..policy import Policy
@@ -43,7 +44,7 @@ Action = Literal["create", "update", "delete"]
 ObjectFactory = Callable[[str, Record], Any]
 
 DONE = POLICED
-_USER_ERRORS = (Exception, SystemExit)
+DEFAULT_POLICY_TIMEOUT = 300.0
 
 
 class PolicyOutcome(Enum):
@@ -86,9 +87,12 @@ class PolicyEngine:
         clock: Clock = wall_clock,
         rand: Rand = random.random,
         log: logging.Logger | None = None,
+        timeout: float = DEFAULT_POLICY_TIMEOUT,
     ) -> None:
         self.store = store
         self.accessor = accessor
+        # Each handler call gets the policy's `timeout_seconds`, else this many seconds.
+        self.timeout = timeout
         self.wrap: ObjectFactory = wrap or (
             lambda model, record: accessor.get_model_class(model).from_record(record)
         )
@@ -158,11 +162,9 @@ class PolicyEngine:
         errors: list[str] = []
         for policy_class in self.by_model[model]:
             try:
-                # The policy's own __init__ is user code too: inside the try.
                 with acting_as("policy"):
-                    handler = getattr(self._new(policy_class), f"handle_{action}")
-                    handler(obj)
-            except _USER_ERRORS as exc:
+                    self._call(policy_class, f"handle_{action}", obj, key)
+            except Exception as exc:
                 message = exception_message(exc)
                 errors.append(message)
                 self.log.warning(
@@ -226,8 +228,10 @@ class PolicyEngine:
                 continue
             try:
                 with acting_as("policy"):
-                    self._new(policy_class).after_policy_save(obj)  # type: ignore[attr-defined]
-            except _USER_ERRORS as exc:
+                    self._call(
+                        policy_class, "after_policy_save", obj, (model, getattr(obj, "id", 0))
+                    )
+            except Exception as exc:
                 # policed is saved: the object is policed; report the hook, do not undo that.
                 self.log.error(
                     "after_policy_save failed",
@@ -251,6 +255,19 @@ class PolicyEngine:
                 extra={"model": model, "error": exception_message(exc)},
             )
             return []
+
+    def _call(self, policy_class: type[Policy], method: str, obj: Any, key: Key) -> None:
+        """A new `policy_class` and its `method(obj)`, bounded by the policy's time limit."""
+
+        def call() -> None:
+            # The policy's own __init__ is user code too: inside the limit.
+            getattr(self._new(policy_class), method)(obj)
+
+        call_user_code(
+            call,
+            seconds=time_limit(policy_class, self.timeout),
+            what=f"{policy_class.__name__}.{method} {key[0]} {key[1]}",
+        )
 
     def _new(self, policy_class: type[Policy]) -> Policy:
         return policy_class(

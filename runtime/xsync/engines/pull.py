@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ..bounded import call_user_code, time_limit
 from ..observability import LOGGER_NAME
 from ..pullstep import PullStep
 from ..backend_state import exception_message
@@ -24,7 +25,7 @@ from ..backend_state import exception_message
 MonotonicClock = Callable[[], float]
 # The shortest interval honoured, so that a step asking for 0 cannot spin a core.
 MIN_INTERVAL = 0.01
-_USER_ERRORS = (Exception, SystemExit)
+DEFAULT_PULL_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,11 @@ class PullScheduler:
         accessor: Any,
         clock: MonotonicClock = time.monotonic,
         log: logging.Logger | None = None,
+        timeout: float = DEFAULT_PULL_TIMEOUT,
     ) -> None:
         self.steps = list(dict.fromkeys(steps))
+        # Each run gets the step's `timeout_seconds`, else this many seconds.
+        self.timeout = timeout
         self.accessor = accessor
         self.clock = clock
         self.log = log or logging.getLogger(LOGGER_NAME).getChild("pull")
@@ -101,11 +105,16 @@ class PullScheduler:
 
     def _run(self, step: type[PullStep]) -> PullRun:
         started = time.perf_counter()
+
+        def pull() -> None:
+            # The constructor is user code too: inside the limit (XOS lost its scheduler here).
+            step(model_accessor=self.accessor, log=self.log.getChild(step.__name__)).pull_records()
+
         try:
-            # The constructor is user code too: inside the try (XOS lost its scheduler here).
-            instance = step(model_accessor=self.accessor, log=self.log.getChild(step.__name__))
-            instance.pull_records()
-        except _USER_ERRORS as exc:
+            call_user_code(
+                pull, seconds=time_limit(step, self.timeout), what=f"{step.__name__}.pull_records"
+            )
+        except Exception as exc:
             message = exception_message(exc)
             seconds = time.perf_counter() - started
             self.log.error(

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import backend_state
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..backend_state import exception_message, last_message, sync_register
+from ..bounded import StepTimeout, call_user_code, time_limit
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
@@ -25,9 +26,8 @@ from ..store.base import Actor, PendingQuery, Record, Store, StoreError
 # Turns a store record of `model` into the object steps receive (an ORM object).
 ObjectFactory = Callable[[str, Record], Any]
 ACTOR: Actor = "synchronizer"
-# What a step may raise without stopping the runtime: a stray sys.exit() in a step is a
-# failure of that object. KeyboardInterrupt is left alone; signals are handled by the runner.
-_USER_ERRORS = (Exception, SystemExit)
+# Default time limit of one call into a step, when neither the config nor the step sets one.
+DEFAULT_STEP_TIMEOUT = 300.0
 
 
 class RecordView:
@@ -104,8 +104,11 @@ class SyncEngine:
         metrics: Metrics | None = None,
         log: logging.Logger | None = None,
         hold_deletion: Callable[[str, Any], bool] | None = None,
+        step_timeout: float = DEFAULT_STEP_TIMEOUT,
     ) -> None:
         self.store = store
+        # Each call into a step gets the step's `timeout_seconds`, else this many seconds.
+        self.step_timeout = step_timeout
         self.steps = list(steps)
         # True for a deleted object that must not be deleted or reaped yet (delete policies pending).
         self.hold_deletion = hold_deletion
@@ -120,6 +123,8 @@ class SyncEngine:
         self.metrics = metrics or Metrics()
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._reaches = _ModelReach(self.links)
+        # Objects whose step call timed out: not run again while that call is still running.
+        self._abandoned: dict[Key, StepTimeout] = {}
 
     # --- the pass -----------------------------------------------------------------
 
@@ -155,8 +160,7 @@ class SyncEngine:
         by_id: dict[int, _Work] = {}
         for step_class in self.steps:
             try:
-                # The step's own __init__ is user code too: inside the try.
-                objects = list(self._new_step(step_class).fetch_pending(deletion))
+                objects = self._call_step(step_class, "fetch_pending", deletion)
             except Exception as exc:  # a broken fetch_pending costs its own step one pass, no more
                 report.skipped_steps.append(step_class.__name__)
                 self.log.error(
@@ -192,11 +196,22 @@ class SyncEngine:
         due = self.retries.is_due(register, now)
         if not due:
             report.next_retry = earliest((report.next_retry, register.next_run))
+        # Its last call timed out and is still running: a second one would run beside it.
+        due = due and not self._still_running(key)
         links = self.links.links_of(work.model, lambda name: getattr(work.obj, name, None))
         # A link names its peer's declared model (Service); the pending object may be a
         # subclass (VSGService) with the same id.
         links = tuple(key_of_id.get(peer_id, (peer, peer_id)) for peer, peer_id in links)
         return PlanItem(key, links, runnable=due)
+
+    def _still_running(self, key: Key) -> bool:
+        timed_out = self._abandoned.get(key)
+        if timed_out is None:
+            return False
+        if timed_out.still_running:
+            return True
+        del self._abandoned[key]
+        return False
 
     def _resolver(self, pending_models: set[str]) -> Callable[[Key], Sequence[Key] | None]:
         """Links of objects that are not pending, read only where they can lead to pending ones."""
@@ -220,16 +235,14 @@ class SyncEngine:
         started = time.perf_counter()
         steps: list[SyncStep] = []
         try:
-            # A step's own __init__ is user code too: inside the try.
-            steps = [self._new_step(step_class) for step_class in work.steps]
             if not getattr(obj, "backend_need_delete", False):
                 # Before any step code: from here on the backend may hold state for it.
                 self._save(work, {"backend_need_delete": True})
-            for step in steps:
-                step.sync_record(obj)
+            for step_class in work.steps:
+                steps.append(self._call_step(step_class, "sync_record", obj, work=work))
         except DeferredException as exc:
             return self._deferred(work, exc, started)
-        except _USER_ERRORS as exc:
+        except Exception as exc:
             return self._failed(work, exc, started)
         enacted = max(
             _timestamp(getattr(obj, "updated", None)),
@@ -255,11 +268,11 @@ class SyncEngine:
         if not getattr(obj, "backend_need_reap", False):
             try:
                 for step_class in work.steps:
-                    self._new_step(step_class).delete_record(obj)
+                    self._call_step(step_class, "delete_record", obj, work=work)
                 self._save(work, {"backend_need_reap": True})
             except DeferredException as exc:
                 return self._deferred(work, exc, started)
-            except _USER_ERRORS as exc:
+            except Exception as exc:
                 return self._failed(work, exc, started)
         try:
             self.store.purge(work.model, work.id)
@@ -271,6 +284,25 @@ class SyncEngine:
             )
             return self._done(work, Outcome.DEFERRED, started)
         return self._done(work, Outcome.SYNCED, started)
+
+    def _call_step(
+        self, step_class: type[SyncStep], method: str, arg: Any, work: _Work | None = None
+    ) -> Any:
+        """A new instance of `step_class` and its `method(arg)`, both bounded by the step's time
+        limit; returns the instance, or for `fetch_pending` the objects."""
+
+        def call() -> Any:
+            # The step's own __init__ is user code too: inside the limit.
+            step = self._new_step(step_class)
+            found = getattr(step, method)(arg)
+            return list(found) if method == "fetch_pending" else step
+
+        target = "" if work is None else f" {work.model} {work.id}"
+        return call_user_code(
+            call,
+            seconds=time_limit(step_class, self.step_timeout),
+            what=f"{step_class.__name__}.{method}{target}",
+        )
 
     def _new_step(self, step_class: type[SyncStep]) -> SyncStep:
         return step_class(
@@ -285,7 +317,12 @@ class SyncEngine:
             if hook is None:
                 continue
             try:
-                hook(work.obj)
+                call_user_code(
+                    hook,
+                    work.obj,
+                    seconds=time_limit(type(step), self.step_timeout),
+                    what=f"{type(step).__name__}.after_sync_save {work.model} {work.id}",
+                )
             except Exception as exc:
                 # enacted is already saved: the object is in sync; say so rather than pretend it failed.
                 self.log.error(
@@ -295,6 +332,8 @@ class SyncEngine:
 
     def _failed(self, work: _Work, exc: BaseException, started: float) -> Outcome:
         message = exception_message(exc)
+        if isinstance(exc, StepTimeout):
+            self._abandoned[(work.model, work.id)] = exc
         self._save_quietly(
             work,
             backend_state.failed(
