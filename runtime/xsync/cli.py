@@ -1,6 +1,6 @@
 """`xsync`: argument parsing and exit codes only; the runtime does the work.
 
-    xsync run CONFIG [--once | --until-idle] [--timeout S] [--metrics-port P]
+    xsync run CONFIG [--once | --until-idle] [--timeout S] [--log-level L] [--metrics-port P]
     xsync status CONFIG [--json]
     xsync core ...      (the gRPC core server: xsync.grpc.serve_cli.run_core)
     xsync hash-password (a password hash for the core's accounts: xsync.hash_password_cli)
@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout", type=_seconds, metavar="S", help="give up after S seconds (exit 1 if not idle)"
+    )
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (default: the config's logging.level)",
     )
     run.add_argument(
         "--metrics-port",
@@ -139,14 +146,15 @@ def _build(config: Any, **kwargs: Any) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .observability import Metrics, MetricsServer, setup_logging
+    from .observability import Metrics, MetricsServer
     from .runner import Runner, build_event_engine
     from .stopping import GracefulStop
 
     metrics = Metrics()
     config = _load(args.config)
-    log = setup_logging(_logging_options(config))
+    log = _setup_logging(config, args.log_level)
     runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
+    log.info(runtime.summary(), extra={"config": str(config.path)})
     server = (
         MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
     )
@@ -229,9 +237,23 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _logging_options(config: Any) -> dict[str, str]:
+def _setup_logging(config: Any, level: str | None) -> Any:
+    from .observability import setup_logging
+
     options = config.logging
-    return {"level": options.level, "format": options.format, "destination": options.destination}
+    try:
+        return setup_logging(
+            {
+                "level": level or options.level,
+                "format": options.format,
+                "destination": options.destination,
+            }
+        )
+    except OSError as exc:
+        raise _Failure(
+            f"{config.path}: logging.destination: cannot write {options.destination}: "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 def _delegate(name: str) -> Callable[[argparse.Namespace], int]:

@@ -103,17 +103,25 @@ def _import(path: Path, name: str, folder: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a step file is its problem too
         del sys.modules[name]
-        line = _line_in(exc, path)
-        where = f"{path}:{line}" if line else str(path)
-        raise StepLoadError(f"{where}: {type(exc).__name__}: {exc}") from None
+        raise StepLoadError(import_failure(path, exc)) from None
     finally:
         try:
             sys.path.remove(str(folder))
         except ValueError:
             pass
     return module
+
+
+def import_failure(path: Path, exc: BaseException) -> str:
+    """One line saying why importing the user's `path` failed, with the line when known."""
+    line = _line_in(exc, path)
+    where = f"{path}:{line}" if line else str(path)
+    if isinstance(exc, SystemExit):
+        return f"{where}: the module exits while being imported (SystemExit: {exc.code})"
+    detail = f": {exc}" if str(exc) else ""
+    return f"{where}: {type(exc).__name__}{detail}"
 
 
 def _line_in(exc: BaseException, path: Path) -> int | None:

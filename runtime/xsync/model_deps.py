@@ -14,11 +14,12 @@ class ModelDepsError(Exception):
 
 
 def load_model_deps(config: Config, schema: Any) -> ModelDeps:
-    """The config's dependency_graph file, or the graph `xsgen deps` would give for the models."""
+    """The config's dependency_graph file, checked against the models, or, when the config
+    names none, the graph `xsgen deps` gives for the models."""
+    from xprotogen.targets.deps import model_deps
+
     path = config.dependency_graph
     if path is None:
-        from xprotogen.targets.deps import model_deps
-
         return model_deps(schema)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -30,7 +31,58 @@ def load_model_deps(config: Config, schema: Any) -> ModelDeps:
         raise ModelDepsError(
             f'{path}: not a model-deps file: expected {{"Model": [["Peer", "src", "dst"], ...]}}'
         )
+    problems = mismatches(data, schema, model_deps(schema))
+    if problems:
+        raise ModelDepsError(
+            f"{path}: does not match the models ({'; '.join(problems)}); "
+            "regenerate it with `xsgen deps` or leave dependency_graph out to derive it"
+        )
     return data  # type: ignore[no-any-return]
+
+
+def mismatches(deps: ModelDeps, schema: Any, derived: ModelDeps) -> list[str]:
+    """What in `deps` the schema contradicts: unknown models and fields, and models that have
+    links (`derived` gives them edges) but no entry, so their objects would not wait for
+    their peers. Empty when `deps` can be trusted."""
+    unknown_models = sorted({m for m in deps if schema.get(m) is None})
+    unknown_peers: set[str] = set()
+    unknown_fields: set[str] = set()
+    for name, edges in deps.items():
+        model = schema.get(name)
+        for peer, src, _dst in edges:
+            if schema.get(peer) is None:
+                unknown_peers.add(peer)
+            elif model is not None and src != "None" and not _has_field(model, src):
+                unknown_fields.add(f"{name}.{src}")
+    missing = sorted(
+        name
+        for name, edges in derived.items()
+        if name not in deps and _links_elsewhere(name, edges)
+    )
+    problems = []
+    if unknown_models:
+        problems.append(f"unknown models: {', '.join(unknown_models)}")
+    if unknown_peers - set(unknown_models):
+        problems.append(
+            f"unknown peer models: {', '.join(sorted(unknown_peers - set(unknown_models)))}"
+        )
+    if unknown_fields:
+        problems.append(f"unknown fields: {', '.join(sorted(unknown_fields))}")
+    if missing:
+        problems.append(f"models with links missing: {', '.join(missing)}")
+    return problems
+
+
+def _has_field(model: Any, name: str) -> bool:
+    """A field, link or reverse link of `model` or of a model it inherits from."""
+    return model.field(name) is not None or any(
+        reverse.name == name for reverse in model.reverse_links
+    )
+
+
+def _links_elsewhere(model: str, edges: list[list[str]]) -> bool:
+    # Self-links do not order objects (see LinkFields), so a model with only those may be left out.
+    return any(edge[0] != model for edge in edges)
 
 
 def _is_model_deps(data: object) -> bool:

@@ -63,10 +63,42 @@ class Runtime:
     def observed_models(self) -> list[str]:
         return list(dict.fromkeys(m for step in self.steps for m in step.observed_model_names()))
 
+    def summary(self) -> str:
+        """The start-up line: what was loaded and what it talks to (never a password)."""
+        config = self.config
+        parts = [
+            _named("sync step", self.steps),
+            _named("policy", self.policies, plural="policies"),
+            _named("pull step", self.pull_steps),
+            _named("event step", self.event_steps),
+        ]
+        if config.accessor is not None:
+            parts.append(f"core {config.accessor.endpoint} as {config.accessor.username}")
+        else:
+            parts.append(f"store {_without_password(config.store or '')}")
+        bus = config.event_bus
+        parts.append(f"event bus {bus.kind} {bus.endpoint}" if bus is not None else "no event bus")
+        return f"started {config.name}: {'; '.join(parts)}"
+
     def close(self) -> None:
         if self.compat is not None:
             self.compat.close()
         self.accessor.close()
+
+
+def _named(kind: str, classes: list[Any], *, plural: str | None = None) -> str:
+    noun = kind if len(classes) == 1 else plural or f"{kind}s"
+    names = f" ({', '.join(c.__name__ for c in classes)})" if classes else ""
+    return f"{len(classes)} {noun}{names}"
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user part replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.split(':', 1)[0]}:***@{host}"
 
 
 def build_runtime(

@@ -36,6 +36,7 @@ from typing import Any, Callable, Protocol, Sequence
 from xsync.backoff import EVENT_ATTEMPTS, EVENT_RETRY, RECONNECT, BackoffPolicy, Register, RetryBook
 from xsync.bounded import call_user_code, time_limit
 from xsync.events import Event, EventStep
+from xsync.loader import import_failure
 
 PartitionKey = tuple[str, int]
 
@@ -661,11 +662,9 @@ def _import_file(path: Path) -> ModuleType:
     except SyntaxError as error:
         del sys.modules[name]
         raise EventStepLoadError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
-    except Exception as error:  # noqa: BLE001 - any failure in user code becomes one line
+    except BaseException as error:  # noqa: BLE001 - any failure in user code becomes one line
         del sys.modules[name]
-        raise EventStepLoadError(
-            f"{path}: importing failed: {type(error).__name__}: {error}"
-        ) from None
+        raise EventStepLoadError(import_failure(path, error)) from None
     finally:
         sys.path.remove(str(path.parent))
     return module
