@@ -61,16 +61,21 @@ def mismatches(deps: ModelDeps, schema: Any, derived: ModelDeps) -> list[str]:
     )
     problems = []
     if unknown_models:
-        problems.append(f"unknown models: {', '.join(unknown_models)}")
+        problems.append(f"unknown models: {_names(unknown_models)}")
     if unknown_peers - set(unknown_models):
         problems.append(
-            f"unknown peer models: {', '.join(sorted(unknown_peers - set(unknown_models)))}"
+            f"unknown peer models: {_names(sorted(unknown_peers - set(unknown_models)))}"
         )
     if unknown_fields:
-        problems.append(f"unknown fields: {', '.join(sorted(unknown_fields))}")
+        problems.append(f"unknown fields: {_names(sorted(unknown_fields))}")
     if missing:
-        problems.append(f"models with links missing: {', '.join(missing)}")
+        problems.append(f"models with links missing: {_names(missing)}")
     return problems
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _has_field(model: Any, name: str) -> bool:
