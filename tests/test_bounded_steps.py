@@ -11,7 +11,7 @@ import pytest
 
 from sync_project import log_lines, make_project, start_xsync, wait_for, write_config, xsync
 from xsync.connect import connect
-from xsync.status import last_message
+from xsync.backend_state import last_message
 
 STUCK_STEPS = """
 import time
