@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,9 @@ message Cluster (XOSBase) {
     required manytoone region->Region:clusters = 2:1001;
 }
 """
+
+
+USER, PASSWORD = "sync", "s3cret-pass"  # what `Core` asks of its callers
 
 
 def make_project(root: Path, steps: str, *, models: str = MODELS, **config: Any) -> Path:
@@ -77,7 +81,11 @@ def log_lines(root: Path) -> list[dict[str, Any]]:
     path = root / "sync.log"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = text.splitlines()
+    if not text.endswith("\n"):
+        lines = lines[:-1]  # still being written by a running process
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -87,3 +95,68 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def non_loopback_address() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the interface
+        return str(probe.getsockname()[0])
+
+
+class Core:
+    """`xsync core` serving the project's models on `endpoint`, TLS or plaintext."""
+
+    def __init__(self, project: Path, listen: str, tls: tuple[Path, Path] | None) -> None:
+        config = project / "core.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "name": "core",
+                    "models_dir": "models",
+                    "store": "sqlite:///core.db",
+                    "accessor": {"endpoint": listen, "username": USER, "password": PASSWORD},
+                }
+            )
+        )
+        extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        self.process = start_xsync("core", str(config), "--listen", listen, *extra)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert "serving" in line, self.process.stderr.read()  # type: ignore[union-attr]
+        self.config = config
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def runner_config(
+    project: Path, endpoint: str, tls: dict[str, Any] | None, *, password: str = PASSWORD
+) -> Path:
+    """A synchronizer config that reaches the core at `endpoint` (with `accessor.tls`)."""
+    accessor: dict[str, Any] = {"endpoint": endpoint, "username": USER, "password": password}
+    if tls is not None:
+        accessor["tls"] = tls
+    config = project / "sync.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "cloud",
+                "models_dir": "models",
+                "steps_dir": "steps",
+                "accessor": accessor,
+                "logging": {"format": "json", "destination": "sync.log"},
+            }
+        )
+    )
+    return config

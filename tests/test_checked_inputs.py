@@ -10,7 +10,8 @@ from typing import Any, Callable
 import pytest
 
 from conftest import run_cli
-from sync_project import make_project, write_config, xsync
+from sync_project import log_lines, make_project, write_config, xsync
+from xsync.connect import connect
 
 STEPS = """
 from xsync import SyncStep
@@ -39,15 +40,9 @@ def _generated_deps(project: Path) -> dict[str, list[list[str]]]:
     return json.loads(made.stdout)  # type: ignore[no-any-return]
 
 
-def _without(deps: dict[str, Any], *models: str) -> dict[str, Any]:
-    return {name: edges for name, edges in deps.items() if name not in models}
-
-
 @pytest.mark.parametrize(
     "change, problem",
     [
-        (lambda deps: {}, "models with links missing: AddressPool, BackupOperation, Cluster,"),
-        (lambda deps: _without(deps, "Cluster"), "models with links missing: Cluster)"),
         (lambda deps: {**deps, "Galaxy": []}, "unknown models: Galaxy)"),
         (
             lambda deps: {**deps, "Cluster": [["Region", "zone", "clusters"]]},
@@ -73,6 +68,38 @@ def test_a_model_deps_file_that_contradicts_the_models_is_refused(
     assert line.endswith(
         "; regenerate it with `xsgen deps` or leave dependency_graph out to derive it"
     )
+
+
+@pytest.mark.parametrize("deps", [{}, {"Region": []}], ids=["empty", "no Cluster"])
+def test_a_model_deps_file_that_omits_a_synced_model_is_completed_from_the_models(
+    tmp_path: Path, deps: dict[str, Any]
+) -> None:
+    steps = STEPS.replace(
+        'observes = "Region"\n',
+        'observes = "Region"\n\n    def sync_record(self, obj):\n        raise RuntimeError("down")\n',
+    )
+    make_project(tmp_path, steps)
+    (tmp_path / "deps.json").write_text(json.dumps(deps))
+    config = write_config(tmp_path, dependency_graph="deps.json")
+    with connect(config) as api:
+        region = api.Region(name="eu")
+        region.save()
+        cluster = api.Cluster(name="c", region=region)
+        cluster.save()
+    result = xsync("run", str(config), "--once")
+    assert result.returncode == 0, result.stderr
+    warnings = [e["message"] for e in log_lines(tmp_path) if e["level"] == "warning"]
+    assert (
+        f"{tmp_path / 'deps.json'}: no entry for Cluster, whose objects link to others; their "
+        "order is taken from the models (regenerate the file with `xsgen deps`)"
+    ) in warnings
+    with connect(config) as api:
+        # The child waited for its failing parent instead of being synced before it.
+        assert api.store.get("Cluster", cluster.id)["backend_code"] == 0
+        assert (
+            "Failed due to error in model Region"
+            in api.store.get("Cluster", cluster.id)["backend_status"]
+        )
 
 
 def test_a_model_deps_file_from_xsgen_is_accepted(tmp_path: Path) -> None:

@@ -453,7 +453,7 @@ def test_run_once_and_status_json_report_policy_failures(tmp_path: Path) -> None
     result = run_cli("xsync.cli", "status", str(config), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"models", "blocked", "policies"}
+    assert set(report) == {"models", "blocked", "failing", "held_back", "policies"}
     region = report["policies"]["Region"]
     assert {k: region[k] for k in ("ok", "pending", "error", "backing_off")} == {
         "ok": 1,

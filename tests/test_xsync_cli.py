@@ -188,10 +188,27 @@ def test_status_json_counts_and_blocked_chain(project: Path, api: ModelAccessor)
             "Cluster": {**NONE, "held": 1, "next_retry": None},
         },
         "blocked": [{"model": "Cluster", "id": cluster.id, "waits_for": [["Region", bad.id]]}],
+        "failing": [
+            {"model": "Region", "message": "backend refused bad", "count": 1, "examples": [bad.id]}
+        ],
+        "held_back": [
+            {
+                "model": "Cluster",
+                "count": 1,
+                "waits_for_model": "Region",
+                "waits_for_state": "error",
+                "waits_for_count": 1,
+                "examples": [{"id": cluster.id, "waits_for": [["Region", bad.id]]}],
+            }
+        ],
     }
     text = xsync("status", str(project / "sync.yaml"))
     assert text.returncode == 0
-    assert f"Cluster {cluster.id} waits for Region {bad.id}" in text.stdout
+    assert f"1 Region: backend refused bad  (Region {bad.id})" in text.stdout
+    assert (
+        f"1 Cluster waits for 1 failing Region  (e.g. Cluster {cluster.id} -> Region {bad.id})"
+        in text.stdout
+    )
     # The first retry is base (60 s) less up to 20% jitter, minus the seconds the run took.
     retry_in = re.search(r"in (\d+(?:\.\d+)?)s", text.stdout)
     assert retry_in is not None, text.stdout

@@ -8,7 +8,9 @@ metrics all use, so that they always agree:
 - `backend_status` is XOS's " // "-separated list of the newest two messages;
 - `backend_register` is one JSON object with a part per writer: the sync engine's backoff in
   XOS's flat keys (`failures`, `exponent`, `next_run`, `last_failure`, `last_success`), the
-  policy engine's under `"policy"`, and the object that holds this one back under `"held_by"`.
+  policy engine's under `"policy"`, the object that holds this one back under `"held_by"`,
+  and where the last failure happened in the user's code under `"traceback"` (sync) and
+  `"policy_traceback"` (policies): `backend_status` stays the one-line message XOS writes.
   Each writer replaces its own part and keeps every other key as it found it.
 """
 
@@ -27,6 +29,7 @@ Key = tuple[str, int]
 
 SEPARATOR = " // "
 MAX_STATUS = 1024
+MAX_REGISTER = 1024  # backend_register's max_length in core.xproto
 OK = "OK"
 FRESH_STATUS = "Provisioning in progress"  # the model default: nothing has been tried yet
 POLICED = "done"
@@ -111,6 +114,8 @@ def held_message(model: str, id: int, cause: str) -> str:
 _SYNC_KEYS = ("failures", "exponent", "next_run", "last_failure", "last_success")
 _POLICY_KEY = "policy"
 _HELD_KEY = "held_by"
+_TRACEBACK_KEY = "traceback"
+_POLICY_TRACEBACK_KEY = "policy_traceback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,33 @@ class BackendRegister:
         ):
             return (value[0], int(value[1]))
         return None
+
+    @property
+    def traceback(self) -> str | None:
+        """Where the last sync failure happened in the user's code (`tracebacks.user_traceback`)."""
+        return _text(self.data.get(_TRACEBACK_KEY))
+
+    @property
+    def policy_traceback(self) -> str | None:
+        return _text(self.data.get(_POLICY_TRACEBACK_KEY))
+
+    def with_traceback(self, key: str, trace: str | None) -> BackendRegister:
+        """With `trace` under `key`, cut (innermost frames kept) so the register stays within
+        its column (`MAX_REGISTER`): a traceback never costs the save of the failure."""
+        without = self._without(key)
+        if trace is None:
+            return without
+        room = MAX_REGISTER - len(without._with({key: ""}).to_json())
+        lines = trace.splitlines()
+        while lines:
+            text = "\n".join(lines)
+            if len(json.dumps(text)) - 2 <= room:
+                return without._with({key: text})
+            # Drop the outermost line; the last (the exception) is cut at the end instead.
+            lines = ["...", *lines[2:]] if len(lines) > 2 else [lines[-1][: max(0, room // 2)]]
+            if lines == [""]:
+                break
+        return without
 
     def with_sync(self, register: Register) -> BackendRegister:
         return self._with(_register_json(register))
@@ -216,6 +248,7 @@ def synced(
     """The step code ran to the end: in sync as of `enacted`, its backoff over."""
     current = BackendRegister.parse(register)
     after = current.with_sync(retries.after_success(current.sync, now)).with_held_by(None)
+    after = after.with_traceback(_TRACEBACK_KEY, None)
     return {
         "enacted": enacted,
         "backend_status": OK,
@@ -232,13 +265,15 @@ def failed(
     retries: RetryBook,
     now: float | None = None,
     innocuous: bool = False,
+    trace: str | None = None,
 ) -> dict[str, Any]:
     """A step raised: an error, and the next attempt waits for the backoff.
 
     `innocuous` (the step raised `InnocuousException`): the same, but code OK, as XOS writes
-    it for a failure that is not an error."""
+    it for a failure that is not an error. `trace`: where in the user's code it happened."""
     current = BackendRegister.parse(register)
     after = current.with_sync(retries.after_failure(current.sync, now)).with_held_by(None)
+    after = after.with_traceback(_TRACEBACK_KEY, trace)
     return {
         "backend_status": append_status(_text(status), message),
         "backend_code": int(Code.OK if innocuous else Code.ERROR),
@@ -286,17 +321,24 @@ def policed(*, register: object, policed: float) -> dict[str, Any]:
         "policy_status": POLICED,
     }
     current = BackendRegister.parse(register)
-    if _POLICY_KEY in current.data:
-        values["backend_register"] = current.with_policy(None).to_json()
+    if _POLICY_KEY in current.data or _POLICY_TRACEBACK_KEY in current.data:
+        after = current.with_policy(None).with_traceback(_POLICY_TRACEBACK_KEY, None)
+        values["backend_register"] = after.to_json()
     return values
 
 
 def policy_failed(
-    *, register: object, errors: Sequence[str], retries: RetryBook, now: float | None = None
+    *,
+    register: object,
+    errors: Sequence[str],
+    retries: RetryBook,
+    now: float | None = None,
+    trace: str | None = None,
 ) -> dict[str, Any]:
     """Some policy raised: a policy error, and the next attempt waits for the policy backoff."""
     current = BackendRegister.parse(register)
     after = current.with_policy(retries.after_failure(current.policy, now))
+    after = after.with_traceback(_POLICY_TRACEBACK_KEY, trace)
     return {
         "policy_code": int(Code.ERROR),
         "policy_status": SEPARATOR.join(dict.fromkeys(errors))[:MAX_STATUS],

@@ -1,7 +1,8 @@
 """`xsync`: argument parsing and exit codes only; the runtime does the work.
 
     xsync run CONFIG [--once | --until-idle] [--timeout S] [--log-level L] [--metrics-port P]
-    xsync status CONFIG [--json]
+    xsync status CONFIG [MODEL ID] [--json]
+    xsync retry CONFIG [MODEL [ID...]] [--failed]
     xsync core ...      (the gRPC core server: xsync.grpc.serve_cli.run_core)
     xsync hash-password (a password hash for the core's accounts: xsync.hash_password_cli)
 
@@ -77,8 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="show what is synced, pending, failing and held back"
     )
     status.add_argument("config", metavar="CONFIG")
+    status.add_argument("model", metavar="MODEL", nargs="?", help="with ID: one object's story")
+    status.add_argument("id", metavar="ID", nargs="?", type=int, help="the object's id")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     status.set_defaults(handler=_status)
+
+    retry = commands.add_parser(
+        "retry", help="make objects due now (clears their backoff), after a fix"
+    )
+    retry.add_argument("config", metavar="CONFIG")
+    retry.add_argument("model", metavar="MODEL", nargs="?", help="only this model's objects")
+    retry.add_argument("ids", metavar="ID", nargs="*", type=int, help="only these objects")
+    retry.add_argument(
+        "--failed", action="store_true", help="only objects whose last attempt failed"
+    )
+    retry.set_defaults(handler=_retry)
 
     for name, (_, _, help_text) in _DELEGATED.items():
         sub = commands.add_parser(name, help=help_text, add_help=False)
@@ -148,6 +162,8 @@ def _build(config: Any, **kwargs: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from .observability import Metrics, MetricsServer
     from .runner import Runner, build_event_engine
+    from .connect import plaintext_warning
+    from .store.base import STORE_DOWN
     from .stopping import GracefulStop
 
     metrics = Metrics()
@@ -155,6 +171,9 @@ def _run(args: argparse.Namespace) -> int:
     log = _setup_logging(config, args.log_level)
     runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
     log.info(runtime.summary(), extra={"config": str(config.path)})
+    warning = plaintext_warning(config)
+    if warning is not None:
+        log.warning(warning)
     server = (
         MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
     )
@@ -192,6 +211,9 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         runner.run_forever(timeout=args.timeout)
         return EXIT_OK
+    except STORE_DOWN as exc:
+        # --once and --until-idle end on a lost store; every mode ends on refused credentials.
+        raise _Failure(str(exc)) from None
     finally:
         if events is not None:
             # Finished events are committed; one whose step is still running is not.
@@ -208,7 +230,14 @@ def _status(args: argparse.Namespace) -> int:
     from .runner import dead_letter_topic
     from .status import collect_event_status, collect_policy_status, collect_status
 
+    if args.model is not None and args.id is None:
+        raise _Failure("status: MODEL needs an ID (xsync status CONFIG MODEL ID)")
     runtime = _build(_load(args.config))
+    if args.model is not None:
+        try:
+            return _story(runtime, args.model, args.id, as_json=args.json)
+        finally:
+            runtime.close()
     try:
         now = wall_clock()
         report = collect_status(
@@ -235,6 +264,52 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(report.as_text(now))
     return EXIT_OK
+
+
+def _story(runtime: Any, model: str, id: int, *, as_json: bool) -> int:
+    from .backoff import wall_clock
+    from .status import story_text
+    from .store.base import NotFound
+    from .ui.state import StatusReader
+
+    _check_model(runtime, model)
+    now = wall_clock()
+    models = list(dict.fromkeys([*runtime.observed_models, model]))
+    try:
+        detail = StatusReader(runtime.store, models, runtime.model_deps).detail(model, id, now=now)
+    except NotFound:
+        raise _Failure(f"no {model} with id {id}") from None
+    print(json.dumps({**detail, "now": now}) if as_json else story_text(detail, now))
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from .backoff import wall_clock
+    from .retry import missing, retry_now, select
+
+    runtime = _build(_load(args.config))
+    try:
+        if args.model is not None:
+            _check_model(runtime, args.model)
+            absent = missing(runtime.store, args.model, args.ids)
+            if absent:
+                raise _Failure(f"no {args.model} with id {', '.join(map(str, absent))}")
+        models = [args.model] if args.model is not None else runtime.observed_models
+        keys = select(runtime.store, models, args.ids, failed_only=args.failed, now=wall_clock())
+        for model, id in keys:
+            retry_now(runtime.store, model, id)
+    finally:
+        runtime.close()
+    shown = ", ".join(f"{m} {i}" for m, i in keys[:10]) + (", ..." if len(keys) > 10 else "")
+    noun = "object" if len(keys) == 1 else "objects"
+    print(f"{len(keys)} {noun} due now" + (f": {shown}" if keys else ""))
+    return EXIT_OK
+
+
+def _check_model(runtime: Any, model: str) -> None:
+    if model not in runtime.accessor.models:
+        known = ", ".join(sorted(runtime.observed_models))
+        raise _Failure(f"no model named {model!r}; the synchronized models are: {known}")
 
 
 def _setup_logging(config: Any, level: str | None) -> Any:

@@ -38,12 +38,27 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class AccessorTls:
+    """`accessor.tls`: how the runner verifies the core (PEM contents, already read).
+
+    No `ca` means the system's trusted roots; `cert` and `key` are a client certificate for a
+    core that asks for one; `server_name` is the name to verify when the endpoint's is not it.
+    """
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AccessorConfig:
     """A remote core to talk to over gRPC (`accessor:`); the password is already read."""
 
     endpoint: str
     username: str
     password: str
+    tls: AccessorTls | None = None  # None: plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +139,8 @@ _TOP_KEYS = (
     "step_timeout_seconds",
     "stop_grace_seconds",
 )
-_ACCESSOR_KEYS = ("endpoint", "username", "password")
+_ACCESSOR_KEYS = ("endpoint", "username", "password", "tls")
+_TLS_KEYS = ("ca", "cert", "key", "server_name")
 _CORE_KEYS = ("accounts", "max_message_mb")
 _ACCOUNT_KEYS = ("username", "password_hash", "role")
 MAX_MESSAGE_MB = 2047  # grpcio's limits are 32-bit byte counts
@@ -349,6 +365,7 @@ class _Reader:
             endpoint=self.required(data, "endpoint", self.text, prefix),
             username=self.required(data, "username", self.text, prefix),
             password=self.required(data, "password", self.password, prefix),
+            tls=self.tls(f"{prefix}tls", data["tls"]) if "tls" in data else None,
         )
 
     def core(self, key: str, value: object) -> CoreConfig:
@@ -396,6 +413,26 @@ class _Reader:
         except HashFormatError as exc:
             raise self.fail(f"{prefix}password_hash", str(exc)) from None
         return Account(username, role, password_hash)
+
+    def tls(self, key: str, value: object) -> AccessorTls:
+        data = self.mapping(key, {} if value is None else value, _TLS_KEYS)
+        prefix = f"{key}."
+        tls = AccessorTls(
+            ca=self.optional(data, "ca", self.pem, prefix),
+            cert=self.optional(data, "cert", self.pem, prefix),
+            key=self.optional(data, "key", self.pem, prefix),
+            server_name=self.optional(data, "server_name", self.text, prefix),
+        )
+        if (tls.cert is None) != (tls.key is None):
+            raise self.fail(key, "cert and key go together")
+        return tls
+
+    def pem(self, key: str, value: object) -> bytes:
+        path = self.path(key, value)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise self.fail(key, f"cannot read {path}: {exc.strerror or exc}") from None
 
     def password(self, key: str, value: object) -> str:
         if not isinstance(value, str):

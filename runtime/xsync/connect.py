@@ -8,6 +8,7 @@ of the same store whose saves count as synchronizer saves.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from pathlib import Path
 from types import TracebackType
@@ -205,14 +206,42 @@ def connect(
     return ModelAccessor(store, schema, actor=actor, config=config)
 
 
+def plaintext_warning(config: Config) -> str | None:
+    """A warning when the config sends the accessor's password in plaintext off this machine."""
+    accessor = config.accessor
+    if accessor is None or accessor.tls is not None or _is_loopback(accessor.endpoint):
+        return None
+    return (
+        f"the core at {accessor.endpoint} is reached in plaintext: the password travels "
+        "unencrypted (set accessor.tls)"
+    )
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = endpoint.rsplit(":", 1)[0].strip("[]") if ":" in endpoint else endpoint
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
 def open_configured_store(config: Config, schema: Schema, *, migrated: bool = False) -> Store:
     """The store the config asks for: a `RemoteStore` when it has an accessor, else its URL."""
     if config.accessor is not None:
         from .grpc.client import RemoteStore
 
+        from .grpc.client import TlsOptions
+
         accessor = config.accessor
+        tls = accessor.tls
         remote: Store = RemoteStore(
-            accessor.endpoint, schema, username=accessor.username, password=accessor.password
+            accessor.endpoint,
+            schema,
+            username=accessor.username,
+            password=accessor.password,
+            tls=None if tls is None else TlsOptions(tls.ca, tls.cert, tls.key, tls.server_name),
         )
         return remote
     from .store import open_store

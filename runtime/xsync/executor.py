@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable
+from typing import Callable, Protocol
 
 from .planner import Key, Plan
 
@@ -25,6 +25,12 @@ class Outcome(Enum):
     DEFERRED = "deferred"
     HELD = "held"  # not run: something it waits for failed, deferred or is backing off
     SKIPPED = "skipped"  # not runnable this pass (backing off)
+
+
+class StopFlag(Protocol):
+    """Checked between objects: once set, nothing new starts (a `threading.Event` is one)."""
+
+    def is_set(self) -> bool: ...
 
 
 # Runs one object; returns SYNCED, FAILED or DEFERRED. It must not raise: the caller turns
@@ -61,7 +67,7 @@ def execute_plan(
     run_one: RunOne,
     *,
     max_workers: int = 4,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
 ) -> Execution:
     """Run every runnable object of `plan` after the objects it waits for have synced.
 
@@ -72,7 +78,7 @@ def execute_plan(
 
 
 class _Run:
-    def __init__(self, plan: Plan, run_one: RunOne, stop: threading.Event | None) -> None:
+    def __init__(self, plan: Plan, run_one: RunOne, stop: StopFlag | None) -> None:
         self.plan = plan
         self.run_one = run_one
         self.stop = stop

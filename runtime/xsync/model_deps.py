@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable, Collection, Sequence
 
 from .config import Config
 from .planner import ModelDeps
@@ -13,9 +13,18 @@ class ModelDepsError(Exception):
     """The dependency_graph file cannot be read or is not model-deps JSON; the message says which."""
 
 
-def load_model_deps(config: Config, schema: Any) -> ModelDeps:
+def load_model_deps(
+    config: Config,
+    schema: Any,
+    synced: Collection[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> ModelDeps:
     """The config's dependency_graph file, checked against the models, or, when the config
-    names none, the graph `xsgen deps` gives for the models."""
+    names none, the graph `xsgen deps` gives for the models.
+
+    Unknown models and fields are an error. A `synced` model (one the steps observe) with
+    links but no entry would not wait for its peers: its entry is taken from the models and
+    `warn` says so (XOS ships synchronizers with `{}` here, so this cannot be an error)."""
     from xprotogen.targets.deps import model_deps
 
     path = config.dependency_graph
@@ -31,19 +40,33 @@ def load_model_deps(config: Config, schema: Any) -> ModelDeps:
         raise ModelDepsError(
             f'{path}: not a model-deps file: expected {{"Model": [["Peer", "src", "dst"], ...]}}'
         )
-    problems = mismatches(data, schema, model_deps(schema))
+    derived = model_deps(schema)
+    problems = mismatches(data, schema, derived)
     if problems:
         raise ModelDepsError(
             f"{path}: does not match the models ({'; '.join(problems)}); "
             "regenerate it with `xsgen deps` or leave dependency_graph out to derive it"
         )
-    return data  # type: ignore[no-any-return]
+    missing = missing_models(data, derived, synced or ())
+    if missing and warn is not None:
+        warn(
+            f"{path}: no entry for {_names(missing)}, whose objects link to others; "
+            "their order is taken from the models (regenerate the file with `xsgen deps`)"
+        )
+    return {**data, **{name: derived[name] for name in missing}}
+
+
+def missing_models(deps: ModelDeps, derived: ModelDeps, synced: Collection[str]) -> list[str]:
+    """The `synced` models with links (`derived` gives them edges) that `deps` leaves out."""
+    return sorted(
+        name
+        for name, edges in derived.items()
+        if name in synced and name not in deps and _links_elsewhere(name, edges)
+    )
 
 
 def mismatches(deps: ModelDeps, schema: Any, derived: ModelDeps) -> list[str]:
-    """What in `deps` the schema contradicts: unknown models and fields, and models that have
-    links (`derived` gives them edges) but no entry, so their objects would not wait for
-    their peers. Empty when `deps` can be trusted."""
+    """What in `deps` the schema contradicts: unknown models, peers and fields."""
     unknown_models = sorted({m for m in deps if schema.get(m) is None})
     # Links the models themselves leave unresolved (xsgen lints them) are not the file's fault.
     dangling = {
@@ -58,11 +81,6 @@ def mismatches(deps: ModelDeps, schema: Any, derived: ModelDeps) -> list[str]:
                 unknown_peers.add(peer)
             elif model is not None and src != "None" and not _has_field(model, src):
                 unknown_fields.add(f"{name}.{src}")
-    missing = sorted(
-        name
-        for name, edges in derived.items()
-        if name not in deps and _links_elsewhere(name, edges)
-    )
     problems = []
     if unknown_models:
         problems.append(f"unknown models: {_names(unknown_models)}")
@@ -72,8 +90,6 @@ def mismatches(deps: ModelDeps, schema: Any, derived: ModelDeps) -> list[str]:
         )
     if unknown_fields:
         problems.append(f"unknown fields: {_names(sorted(unknown_fields))}")
-    if missing:
-        problems.append(f"models with links missing: {_names(missing)}")
     return problems
 
 
@@ -89,7 +105,7 @@ def _has_field(model: Any, name: str) -> bool:
     )
 
 
-def _links_elsewhere(model: str, edges: list[list[str]]) -> bool:
+def _links_elsewhere(model: str, edges: Sequence[Sequence[str]]) -> bool:
     # Self-links do not order objects (see LinkFields), so a model with only those may be left out.
     return any(edge[0] != model for edge in edges)
 

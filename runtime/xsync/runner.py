@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .backoff import BackoffPolicy, wall_clock
+from .backoff import RECONNECT, BackoffPolicy, Register, RetryBook, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
 from .bounded import time_limit_problem
 from .config import Config
@@ -30,11 +30,16 @@ from .planner import ModelDeps
 from .policy import Policy
 from .pullstep import PullStep
 from .steps import SyncStep
-from .store.base import Store, StoreError
+from .store.base import Store, StoreError, Unauthenticated, Unavailable
 from .store.version import VersionSpecError, is_plain_version, version_matches
 
 if TYPE_CHECKING:
     from .engines.events import EventEngine
+
+
+# While the store is down, a line after this many seconds, then at doubling gaps up to the max.
+STILL_DOWN_FIRST_NOTE = 10.0
+STILL_DOWN_MAX_NOTE_GAP = 600.0
 
 
 class StartupError(Exception):
@@ -101,6 +106,13 @@ def _without_password(url: str) -> str:
     return f"{scheme}://{user.split(':', 1)[0]}:***@{host}"
 
 
+def _store_problem(config: Config, exc: StoreError) -> str:
+    # The core's errors already name the endpoint and say what to check.
+    if isinstance(exc, (Unavailable, Unauthenticated)):
+        return str(exc)
+    return f"{config.path}: store: {exc}"
+
+
 def build_runtime(
     config: Config,
     *,
@@ -124,6 +136,12 @@ def build_runtime(
         raise StartupError(f"{where}{first.message if first else exc}") from None
     except StoreError as exc:
         raise StartupError(f"{config.path}: store: {exc}") from None
+    try:
+        # A remote core answers for the first time here: unreachable or refusing is one line.
+        accessor.store.model_names()
+    except StoreError as exc:
+        accessor.close()
+        raise StartupError(_store_problem(config, exc)) from None
     # The synchronizer's code is loaded with the models ready: XOS code imports model
     # classes at module level (`from xossynchronizer.modelaccessor import Site`).
     compat = XOSCompat(config, accessor, log)
@@ -144,7 +162,12 @@ def build_runtime(
         _check_core_version(config, accessor.store)
         _check_observed_models(steps, set(accessor.models))
         _check_policy_models(policies, set(accessor.models))
-        deps = _model_deps(config, accessor.schema)
+        deps = _model_deps(
+            config,
+            accessor.schema,
+            {m for step in steps for m in step.observed_model_names()},
+            (log or logging.getLogger(LOGGER_NAME)).warning,
+        )
     except StartupError:
         compat.close()
         accessor.close()
@@ -309,9 +332,11 @@ def _check_observed_models(steps: list[type[SyncStep]], models: set[str]) -> Non
                 )
 
 
-def _model_deps(config: Config, schema: Any) -> ModelDeps:
+def _model_deps(
+    config: Config, schema: Any, synced: set[str], warn: Callable[[str], None]
+) -> ModelDeps:
     try:
-        return load_model_deps(config, schema)
+        return load_model_deps(config, schema, synced, warn)
     except ModelDepsError as exc:
         raise StartupError(str(exc)) from None
 
@@ -389,6 +414,8 @@ class Runner:
         if self.pulls is not None and self._pull_in_pass:
             self.pulls.run_due()
         report = self.engine.run_pass(self.stop)
+        if report.lost is not None:
+            raise report.lost
         if self.reaper is not None and not self.stop.is_set():
             report.reaped = self.reaper.run_pass()
         self.log.debug(
@@ -423,7 +450,11 @@ class Runner:
         try:
             while not self.stop.is_set():
                 self.wake.clear()
-                report = self.run_once()
+                try:
+                    report = self.run_once()
+                except Unavailable as lost:
+                    self._wait_for_store(lost)
+                    continue
                 wait = self._next_wait(report)
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -455,16 +486,55 @@ class Runner:
     def _policies_worked(self) -> int:
         return self.last_policy_pass.worked if self.last_policy_pass is not None else 0
 
+    def _wait_for_store(self, lost: Unavailable) -> None:
+        """Passes stop until the store answers again: one line when it is lost, a few while it
+        stays down (after 10 s, 20 s, 40 s, ...), one when it is back; never one per object.
+
+        Refused credentials end the run (`Unauthenticated` is raised): waiting cannot fix them.
+        """
+        down_since = time.monotonic()
+        self.log.error(
+            "lost the store; passes wait until it answers again", extra={"error": str(lost)}
+        )
+        book = RetryBook(RECONNECT, clock=time.monotonic)
+        tries = Register()
+        note_after = STILL_DOWN_FIRST_NOTE
+        while not self.stop.is_set():
+            tries = book.after_failure(tries)
+            if self.stop.wait(book.seconds_until_due(tries)):
+                return
+            try:
+                self.store.model_names()
+            except Unavailable as exc:
+                down = time.monotonic() - down_since
+                if down >= note_after:
+                    self.log.warning(
+                        "the store is still unreachable",
+                        extra={"down_seconds": round(down), "error": str(exc)},
+                    )
+                    note_after = min(note_after * 2, STILL_DOWN_MAX_NOTE_GAP + down)
+                continue
+            self.log.warning(
+                "the store answers again; passes resume",
+                extra={"down_seconds": round(time.monotonic() - down_since, 1)},
+            )
+            return
+
     def _watch(self) -> None:
         seq = _latest_seq(self.store)
+        failing = False
         while not self.stop.is_set():
             try:
                 found = self.store.changes(seq, timeout=min(1.0, self.interval))
             except Exception as exc:
-                # The store may be restarting; the timer keeps the loop going meanwhile.
-                self.log.warning("watching the store failed", extra={"error": str(exc)})
+                # The store may be restarting; the timer keeps the loop going meanwhile. Said
+                # once per outage, not once a second.
+                if not failing:
+                    self.log.warning("watching the store failed", extra={"error": str(exc)})
+                failing = True
                 self.stop.wait(1.0)
                 continue
+            failing = False
             if found:
                 seq = found[-1].seq
                 self.wake.set()

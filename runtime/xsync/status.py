@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .backend_state import (
+    last_message,
     POLICY_STATES,
     STATES,
     Classification,
@@ -45,6 +46,74 @@ class ModelStatus:
 class Blocked:
     key: Key
     waits_for: tuple[Key, ...]
+
+    @property
+    def root(self) -> Key:
+        """The object at the end of the chain: the one that really failed or waits."""
+        return self.waits_for[-1]
+
+
+EXAMPLES = 3  # objects named per group
+GROUPS_SHOWN = 10  # groups listed in the text; --json has them all
+
+
+@dataclass(slots=True)
+class FailingGroup:
+    """Objects of one model whose last attempt failed with the same message."""
+
+    model: str
+    message: str
+    ids: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "message": self.message,
+            "count": len(self.ids),
+            "examples": self.ids[:EXAMPLES],
+        }
+
+    def as_text(self) -> str:
+        more = ", ..." if len(self.ids) > EXAMPLES else ""
+        shown = ", ".join(str(i) for i in self.ids[:EXAMPLES])
+        return f"  {len(self.ids)} {self.model}: {self.message}  ({self.model} {shown}{more})"
+
+
+@dataclass(slots=True)
+class HeldGroup:
+    """Objects of one model held back by objects of one model in one state (the root cause)."""
+
+    model: str
+    root_model: str
+    root_state: State
+    held: list[Blocked] = field(default_factory=list)
+    roots: set[int] = field(default_factory=set)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "count": len(self.held),
+            "waits_for_model": self.root_model,
+            "waits_for_state": self.root_state.value,
+            "waits_for_count": len(self.roots),
+            "examples": [
+                {"id": b.key[1], "waits_for": [[m, i] for m, i in b.waits_for]}
+                for b in self.held[:EXAMPLES]
+            ],
+        }
+
+    def as_text(self) -> str:
+        verb = "waits" if len(self.held) == 1 else "wait"
+        state = _ROOT_WORDS.get(self.root_state, self.root_state.value)
+        first = self.held[0]
+        example = " -> ".join(f"{m} {i}" for m, i in (first.key, *first.waits_for))
+        return (
+            f"  {len(self.held)} {self.model} {verb} for {len(self.roots)} {state} "
+            f"{self.root_model}  (e.g. {example})"
+        )
+
+
+_ROOT_WORDS = {State.ERROR: "failing", State.BACKING_OFF: "backing-off", State.DEFERRED: "deferred"}
 
 
 @dataclass(slots=True)
@@ -117,6 +186,8 @@ class StatusReport:
 
     models: dict[str, ModelStatus] = field(default_factory=dict)
     blocked: list[Blocked] = field(default_factory=list)
+    failing: list[FailingGroup] = field(default_factory=list)
+    held_back: list[HeldGroup] = field(default_factory=list)
     policies: dict[str, PolicyStatus] | None = None
     events: EventStatus | None = None
 
@@ -127,6 +198,8 @@ class StatusReport:
                 {"model": b.key[0], "id": b.key[1], "waits_for": [[m, i] for m, i in b.waits_for]}
                 for b in self.blocked
             ],
+            "failing": [g.as_json() for g in self.failing],
+            "held_back": [g.as_json() for g in self.held_back],
         }
         if self.policies is not None:
             out["policies"] = {name: c.as_json() for name, c in self.policies.items()}
@@ -138,12 +211,8 @@ class StatusReport:
         lines = [_header("MODEL", STATES) + "  NEXT RETRY"]
         for name, m in self.models.items():
             lines.append(_row(name, m.counts.values()) + f"  {_retry_in(m.next_retry, now)}")
-        if self.blocked:
-            lines.append("")
-            lines.append("Held back:")
-            for b in self.blocked:
-                chain = " -> ".join(f"{m} {i}" for m, i in b.waits_for)
-                lines.append(f"  {b.key[0]} {b.key[1]} waits for {chain}")
+        _section(lines, "Failing, by message:", [g.as_text() for g in self.failing])
+        _section(lines, "Held back, by what they wait for:", [g.as_text() for g in self.held_back])
         if self.policies is not None:
             lines.extend(["", _header("POLICIES", POLICY_STATES) + "  NEXT RETRY"])
             for name, p in self.policies.items():
@@ -167,6 +236,55 @@ class StatusReport:
 
 _HEADINGS = {"ok": "OK", "pending": "PENDING", "deferred": "DEFERRED", "held": "HELD",
              "backing_off": "BACKOFF", "error": "ERROR"}  # fmt: skip
+
+
+def story_text(detail: Mapping[str, Any], now: float) -> str:
+    """One object's whole story (`StatusReader.detail`) as `xsync status CONFIG MODEL ID`
+    prints it: state, message, backoff, what it waits for and what waits for it, traceback."""
+    o = detail["object"]
+    backoff = detail["backoff"]
+    lines = [f"{o['model']} {o['id']} ({o['name']}): {_STATE_WORDS.get(o['state'], o['state'])}"]
+    lines.append(f"  backend_status: {detail['backend_status'] or '-'}")
+    if backoff["failures"]:
+        retry = _retry_in(o["next_retry"], now) if o["next_retry"] else "now"
+        failures = "1 failure" if backoff["failures"] == 1 else f"{backoff['failures']} failures"
+        lines.append(f"  backoff: {failures} in a row, next retry {retry}")
+    policy = detail["policy"]
+    if policy["code"]:  # 0: no policy has run (or none exists for the model)
+        lines.append(f"  policy: {policy['status'] or '-'} (policy_code {policy['code']})")
+    lines.append(f"  held back by: {_objects(detail['held_by'])}")
+    lines.append(f"  links to (synced first): {_objects(detail['waits_for'])}")
+    more = detail["waited_by_total"] - len(detail["waited_by"])
+    waited = _objects(detail["waited_by"]) + (f" and {more} more" if more > 0 else "")
+    lines.append(f"  linked from (synced after): {waited}")
+    for title, key in (("traceback", "traceback"), ("policy traceback", "policy_traceback")):
+        if detail.get(key):
+            lines.append(f"  {title}:")
+            lines.extend(f"    {line}" for line in str(detail[key]).splitlines())
+    return "\n".join(lines)
+
+
+def _objects(summaries: Sequence[Mapping[str, Any]]) -> str:
+    if not summaries:
+        return "nothing"
+    return ", ".join(
+        f"{s['model']} {s['id']} ({_STATE_WORDS.get(s['state'], s['state'])}"
+        + (f": {s['message']}" if s["state"] == "error" and s["message"] else "")
+        + ")"
+        for s in summaries
+    )
+
+
+_STATE_WORDS = {"ok": "in sync", "pending": "pending", "deferred": "deferred", "held": "held back",
+                "backing_off": "backing off", "error": "failing"}  # fmt: skip
+
+
+def _section(lines: list[str], title: str, rows: list[str]) -> None:
+    if not rows:
+        return
+    lines.extend(["", title, *rows[:GROUPS_SHOWN]])
+    if len(rows) > GROUPS_SHOWN:
+        lines.append(f"  ... and {len(rows) - GROUPS_SHOWN} more groups (--json lists them all)")
 
 
 def _header(first: str, states: Sequence[State | PolicyState]) -> str:
@@ -267,6 +385,8 @@ def collect_status(
     """Read the store and report on the objects of `models` (the observed ones)."""
     report = StatusReport()
     items: list[PlanItem] = []
+    states: dict[Key, State] = {}
+    failing: dict[tuple[str, str], FailingGroup] = {}
     for model in models:
         counts = ModelStatus()
         for record in store.query(model, deleted=None):
@@ -274,13 +394,31 @@ def collect_status(
                 continue  # done; waiting to be purged
             c = classify(record, now)
             counts.add(c)
+            states[(model, int(record["id"]))] = c.state
+            if c.state is State.ERROR:
+                message = last_message(record.get("backend_status")) or "(no message)"
+                group = failing.setdefault((model, message), FailingGroup(model, message))
+                group.ids.append(int(record["id"]))
             if c.state is not State.OK and not record.get("deleted"):
                 items.append(
                     PlanItem((model, record["id"]), links.links_of(model, record.get), _runnable(c))
                 )
         report.models[model] = counts
     report.blocked = _blocked(items)
+    report.failing = sorted(failing.values(), key=lambda g: (-len(g.ids), g.model, g.message))
+    report.held_back = _held_groups(report.blocked, states)
     return report
+
+
+def _held_groups(blocked: list[Blocked], states: dict[Key, State]) -> list[HeldGroup]:
+    groups: dict[tuple[str, str, State], HeldGroup] = {}
+    for b in blocked:
+        root = b.root
+        state = states.get(root, State.PENDING)
+        group = groups.setdefault((b.key[0], root[0], state), HeldGroup(b.key[0], root[0], state))
+        group.held.append(b)
+        group.roots.add(root[1])
+    return sorted(groups.values(), key=lambda g: (-len(g.held), g.model, g.root_model))
 
 
 def _runnable(c: Classification) -> bool:

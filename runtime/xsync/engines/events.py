@@ -483,15 +483,21 @@ class EventEngine:
                 if highwater[key] is not None:
                     stats.highwater = highwater[key]
             self._shared.connected = connected
+            recovered = connected and self._shared.last_error is not None
             if connected:
                 self._shared.last_error = None
+        if recovered:
+            self._log.warning("Event bus reachable again")
 
     def _note_bus_error(self, error: Exception) -> None:
         text = _describe(error)
-        self._log.warning("Event bus error; will retry (%s)", text)
         with self._shared.lock:
+            # A broker that stays down is one line, not one per reconnect attempt.
+            news = self._shared.last_error != text
             self._shared.connected = False
             self._shared.last_error = text
+        if news:
+            self._log.warning("Event bus error; will retry (%s)", text)
 
     def _count(
         self,

@@ -33,10 +33,11 @@ from .. import backend_state
 from ..backend_state import POLICED, exception_message, policy_register
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..bounded import call_user_code, time_limit
+from ..tracebacks import user_traceback
 from ..observability import LOGGER_NAME
 from ..orm import acting_as
 from ..policy import Policy
-from ..store.base import PendingQuery, Record, Store
+from ..store.base import STORE_DOWN, PendingQuery, Record, Store
 
 Key = tuple[str, int]
 Action = Literal["create", "update", "delete"]
@@ -160,6 +161,9 @@ class PolicyEngine:
         obj = self.wrap(model, record)
         key = (model, int(record["id"]))
         errors: list[str] = []
+        traces: list[str] = []
+        # Logged with its traceback when it starts failing, not again on every retry.
+        entering = record.get("policy_code") != backend_state.Code.ERROR
         for policy_class in self.by_model[model]:
             try:
                 with acting_as("policy"):
@@ -167,18 +171,21 @@ class PolicyEngine:
             except Exception as exc:
                 message = exception_message(exc)
                 errors.append(message)
-                self.log.warning(
-                    "policy failed",
-                    extra={
-                        "model": model,
-                        "id": key[1],
-                        "policy": policy_class.__name__,
-                        "action": action,
-                        "error": message,
-                    },
-                )
+                trace = user_traceback(exc)
+                if trace is not None:
+                    traces.append(trace)
+                extra = {
+                    "model": model,
+                    "id": key[1],
+                    "policy": policy_class.__name__,
+                    "action": action,
+                    "error": message,
+                }
+                if entering and trace is not None:
+                    extra["traceback"] = trace
+                self.log.warning("policy failed", extra=extra)
         if errors:
-            self._failed(key, record, errors)
+            self._failed(key, record, errors, traces[0] if traces else None)
             return PolicyOutcome.FAILED
         if not self._done(key, obj, record):
             return PolicyOutcome.FAILED
@@ -198,6 +205,8 @@ class PolicyEngine:
         values = backend_state.policed(register=record.get("backend_register"), policed=policed)
         try:
             self._save(key, values)
+        except STORE_DOWN:
+            raise
         except Exception as exc:
             self.log.error(
                 "could not save policed timestamp",
@@ -208,12 +217,17 @@ class PolicyEngine:
             _set_quietly(obj, name, values[name])
         return True
 
-    def _failed(self, key: Key, record: Record, errors: list[str]) -> None:
+    def _failed(self, key: Key, record: Record, errors: list[str], trace: str | None) -> None:
         values = backend_state.policy_failed(
-            register=record.get("backend_register"), errors=errors, retries=self.retries
+            register=record.get("backend_register"),
+            errors=errors,
+            retries=self.retries,
+            trace=trace,
         )
         try:
             self._save(key, values)
+        except STORE_DOWN:
+            raise
         except Exception as exc:
             # The object may be gone; if not, the next pass polices it again.
             self.log.warning(
@@ -248,6 +262,8 @@ class PolicyEngine:
     def _pending(self, model: str, query: PendingQuery) -> list[Record]:
         try:
             return self.store.pending(model, query)
+        except STORE_DOWN:
+            raise  # the store is gone, not one model: the runner waits for it
         except Exception as exc:
             # One model's query failing (a store restart) costs that model one pass.
             self.log.error(

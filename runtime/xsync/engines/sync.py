@@ -17,11 +17,12 @@ from .. import backend_state
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..backend_state import exception_message, last_message, sync_register
 from ..bounded import StepTimeout, call_user_code, time_limit
+from ..tracebacks import user_traceback
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
 from ..steps import DeferredException, InnocuousException, SyncStep
-from ..store.base import Actor, PendingQuery, Record, Store, StoreError
+from ..store.base import STORE_DOWN, Actor, PendingQuery, Record, Store, StoreError
 
 # Turns a store record of `model` into the object steps receive (an ORM object).
 ObjectFactory = Callable[[str, Record], Any]
@@ -54,6 +55,9 @@ class PassReport:
     next_retry: float | None = None  # earliest next_run of an object backing off
     seconds: float = 0.0
     reaped: int = 0  # deleted objects of models without a step, purged by the reaper
+    # The store stopped answering (or refused us) during the pass, which then ended early:
+    # no object was failed for it, and nothing per object was logged.
+    lost: StoreError | None = None
 
     @property
     def worked(self) -> int:
@@ -125,6 +129,7 @@ class SyncEngine:
         self._reaches = _ModelReach(self.links)
         # Objects whose step call timed out: not run again while that call is still running.
         self._abandoned: dict[Key, StepTimeout] = {}
+        self._lost: StoreError | None = None  # set by the first worker that finds the store down
 
     # --- the pass -----------------------------------------------------------------
 
@@ -132,16 +137,25 @@ class SyncEngine:
         """The sync pass, then the deletion pass (unless `stop` was set meanwhile)."""
         started = time.perf_counter()
         report = PassReport()
-        report.outcomes = self._run(False, report, stop)
-        if stop is None or not stop.is_set():
-            report.deletions = self._run(True, report, stop)
+        self._lost = None
+        halt = _Halt(stop, self)
+        report.outcomes = self._run(False, report, halt)
+        if not halt.is_set():
+            report.deletions = self._run(True, report, halt)
+        report.lost = self._lost
         report.seconds = time.perf_counter() - started
         return report
 
-    def _run(
-        self, deletion: bool, report: PassReport, stop: threading.Event | None
-    ) -> dict[Key, Outcome]:
+    def _store_down(self, exc: StoreError) -> Outcome:
+        """The store is gone: end the pass, leave the object as it is, say nothing about it."""
+        if self._lost is None:
+            self._lost = exc
+        return Outcome.SKIPPED
+
+    def _run(self, deletion: bool, report: PassReport, stop: _Halt) -> dict[Key, Outcome]:
         work = self._fetch(deletion, report)
+        if self._lost is not None:
+            return {}
         now = self.clock()
         key_of_id = {key[1]: key for key in work}
         items = [self._plan_item(key, w, now, report, key_of_id) for key, w in work.items()]
@@ -152,7 +166,8 @@ class SyncEngine:
         execution = execute_plan(
             plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
         )
-        self._record_held(execution, work, deletion)
+        if self._lost is None:
+            self._record_held(execution, work, deletion)
         return execution.outcomes
 
     def _fetch(self, deletion: bool, report: PassReport) -> dict[Key, _Work]:
@@ -161,6 +176,9 @@ class SyncEngine:
         for step_class in self.steps:
             try:
                 objects = self._call_step(step_class, "fetch_pending", deletion)
+            except STORE_DOWN as exc:
+                self._store_down(exc)
+                return {}
             except Exception as exc:  # a broken fetch_pending costs its own step one pass, no more
                 report.skipped_steps.append(step_class.__name__)
                 self.log.error(
@@ -331,9 +349,16 @@ class SyncEngine:
                 )
 
     def _failed(self, work: _Work, exc: BaseException, started: float) -> Outcome:
+        if isinstance(exc, STORE_DOWN):
+            return self._store_down(exc)
         message = exception_message(exc)
         if isinstance(exc, StepTimeout):
             self._abandoned[(work.model, work.id)] = exc
+        trace = user_traceback(exc)
+        # Logged with its traceback when it starts failing, not again on every retry; a retry
+        # that fails the same way again is no news (DEBUG).
+        entering = getattr(work.obj, "backend_code", None) != backend_state.Code.ERROR
+        news = entering or last_message(getattr(work.obj, "backend_status", None)) != message
         self._save_quietly(
             work,
             backend_state.failed(
@@ -342,9 +367,12 @@ class SyncEngine:
                 message=message,
                 retries=self.retries,
                 innocuous=isinstance(exc, InnocuousException),
+                trace=trace,
             ),
         )
-        return self._done(work, Outcome.FAILED, started, message)
+        return self._done(
+            work, Outcome.FAILED, started, message, trace if entering else None, news=news
+        )
 
     def _deferred(self, work: _Work, exc: DeferredException, started: float) -> Outcome:
         message = exception_message(exc)
@@ -359,7 +387,14 @@ class SyncEngine:
         return self._done(work, Outcome.DEFERRED, started, message)
 
     def _done(
-        self, work: _Work, outcome: Outcome, started: float, message: str | None = None
+        self,
+        work: _Work,
+        outcome: Outcome,
+        started: float,
+        message: str | None = None,
+        trace: str | None = None,
+        *,
+        news: bool = True,
     ) -> Outcome:
         seconds = time.perf_counter() - started
         self.metrics.observe_sync(work.model, outcome.value, seconds)
@@ -372,7 +407,11 @@ class SyncEngine:
             }
             if message is not None:
                 extra["error"] = message
+            if trace is not None:
+                extra["traceback"] = trace
             level = logging.WARNING if outcome is Outcome.FAILED else logging.INFO
+            if not news:
+                level = logging.DEBUG
             self.log.log(level, "delete" if work.deleting else "sync", extra=extra)
         return outcome
 
@@ -395,7 +434,8 @@ class SyncEngine:
             )
             if changes:
                 self._save_quietly(held, changes)
-            if self.log.isEnabledFor(logging.INFO):
+            # Held by the same object as last pass: no news, no line (the status says it).
+            if changes and self.log.isEnabledFor(logging.INFO):
                 self.log.info(
                     "delete" if deletion else "sync",
                     extra={
@@ -426,6 +466,8 @@ class SyncEngine:
     def _save_quietly(self, work: _Work, values: dict[str, Any]) -> None:
         try:
             self._save(work, values)
+        except STORE_DOWN as exc:
+            self._store_down(exc)
         except Exception as exc:
             # The object may be gone (purged, or deleted under us); the next pass sees it again.
             self.log.warning(
@@ -435,6 +477,17 @@ class SyncEngine:
 
     def _step_log(self, step_class: type[SyncStep]) -> logging.Logger:
         return self.log.getChild(f"step.{step_class.__name__}")
+
+
+class _Halt:
+    """What the executor checks between objects: a stop request, or the store gone."""
+
+    def __init__(self, stop: threading.Event | None, engine: SyncEngine) -> None:
+        self._stop = stop
+        self._engine = engine
+
+    def is_set(self) -> bool:
+        return (self._stop is not None and self._stop.is_set()) or self._engine._lost is not None
 
 
 class _ModelReach:

@@ -5,6 +5,7 @@ run unchanged against a remote core. Status codes come back as the store's excep
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import grpc
@@ -22,6 +23,7 @@ from ..store.base import (
     Record,
     StoreError,
     Unauthenticated,
+    Unavailable,
 )
 from .auth import ACTOR_KEY, credentials_metadata
 from .convert import fill_message, read_record
@@ -40,10 +42,21 @@ BULK_BATCH = 1000
 _ENVELOPE = 64  # bytes a plural message may add per item (tag and length) and overall
 
 
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """How to verify a TLS core: PEM roots to trust (None: the system's), an optional client
+    certificate chain and key, and the name to verify when it is not the endpoint's host."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+
+
 class RemoteStore:
     """A `Store` whose objects live in the core at `endpoint` ("host:port").
 
-    `tls` is the PEM of the root certificate(s) to trust; None means plaintext.
+    `tls` says how to verify a TLS core (PEM bytes: the roots to trust); None means plaintext.
     """
 
     def __init__(
@@ -53,25 +66,32 @@ class RemoteStore:
         *,
         username: str,
         password: str,
-        tls: bytes | None = None,
+        tls: bytes | TlsOptions | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         message_limit: int = DEFAULT_MESSAGE_LIMIT,
     ) -> None:
         self.endpoint = endpoint
+        self.username = username
         self._protocol = protocol_for(schema)
         self._credentials = credentials_metadata(username, password)
         self._timeout = timeout
         self._message_limit = message_limit
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", message_limit),
             ("grpc.max_receive_message_length", REPLY_LIMIT),
         ]
-        if tls is None:
+        self.tls = TlsOptions(ca=tls) if isinstance(tls, bytes) else tls
+        if self.tls is None:
             self._channel = grpc.insecure_channel(endpoint, options=options)
         else:
-            self._channel = grpc.secure_channel(
-                endpoint, grpc.ssl_channel_credentials(tls), options=options
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=self.tls.ca,
+                private_key=self.tls.key,
+                certificate_chain=self.tls.cert,
             )
+            if self.tls.server_name:
+                options.append(("grpc.ssl_target_name_override", self.tls.server_name))
+            self._channel = grpc.secure_channel(endpoint, credentials, options=options)
         self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {}
         self._reverse: dict[str, tuple[str, ...]] = {}
 
@@ -95,7 +115,7 @@ class RemoteStore:
         try:
             return call(request, metadata=metadata, timeout=self._timeout)
         except grpc.RpcError as exc:
-            raise _store_error(exc, self.endpoint) from None
+            raise _store_error(exc, self) from None
 
     def _model_call(
         self,
@@ -296,7 +316,7 @@ class RemoteStore:
             for c in stream:  # each a Change message
                 yield Change(c.seq, c.kind, c.model, c.id)
         except grpc.RpcError as exc:
-            raise _store_error(exc, self.endpoint) from None
+            raise _store_error(exc, self) from None
         finally:
             stream.cancel()
 
@@ -323,11 +343,46 @@ def _add_conditions(model: str, target: Any, conditions: Mapping[str, Any] | Non
         target.add(field=key, op="", value_json=encoded)
 
 
-def _store_error(exc: grpc.RpcError, endpoint: str) -> StoreError:
+def _store_error(exc: grpc.RpcError, remote: RemoteStore) -> StoreError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(
+            f"the core at {remote.endpoint} refused the credentials of {remote.username!r}: "
+            f"{details or 'unauthenticated'}"
+        )
     error = ERROR_OF.get(code) if code is not None else None
     if error is not None:
         return error(details or code.name)  # type: ignore[union-attr]
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(
+            f"cannot reach the core at {remote.endpoint}: {_why_unreachable(code, details, remote)}"
+        )
     name = code.name if code is not None else "ERROR"
-    return StoreError(f"core at {endpoint}: {name}: {details}")
+    return StoreError(f"core at {remote.endpoint}: {name}: {details}")
+
+
+def _why_unreachable(code: grpc.StatusCode, details: str | None, remote: RemoteStore) -> str:
+    """gRPC's details as a reason a person can act on."""
+    details = details or ""
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer within {remote._timeout:g} s"
+    if "Hostname Verification" in details and remote.tls is not None:
+        name = remote.tls.server_name or remote.endpoint.rsplit(":", 1)[0]
+        return (
+            f"the core's certificate is not for {name!r} "
+            "(set accessor.tls.server_name to a name it has)"
+        )
+    if "handshake" in details.lower() or "ssl" in details.lower():
+        hint = (
+            "is accessor.tls.ca the CA that signed the core's certificate?"
+            if remote.tls is not None
+            else "does the core serve TLS? then set accessor.tls"
+        )
+        return f"the TLS handshake failed ({hint})"
+    last = details.rsplit(": ", 1)[-1] if details else "unavailable"
+    if remote.tls is None and "Socket closed" in details:
+        return f"{last} (does the core serve TLS? then set accessor.tls)"
+    if "Connection refused" in details:
+        return "connection refused (is `xsync core` running there?)"
+    return last

@@ -57,6 +57,18 @@ class Unauthenticated(StoreError):
     pass
 
 
+class Unavailable(StoreError):
+    """The store cannot be reached now (a core down, a network cut); the message says why.
+
+    Not a problem of any one object: callers wait and reconnect rather than fail objects.
+    """
+
+
+# Errors that say the store itself cannot be used (down, or refusing our credentials), as
+# opposed to a problem with one object: an engine stops its pass instead of failing objects.
+STORE_DOWN = (Unavailable, Unauthenticated)
+
+
 class Store(Protocol):
     """A model store. Implementations must be safe to call from several threads."""
 

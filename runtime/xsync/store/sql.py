@@ -166,9 +166,7 @@ class SqlStore:
 
     # --- set-up -----------------------------------------------------------------------
 
-    def setup(
-        self, core_version: str, *, models: tuple[Schema, bool] | None = None
-    ) -> list[str]:
+    def setup(self, core_version: str, *, models: tuple[Schema, bool] | None = None) -> list[str]:
         """Create or evolve the tables and record `core_version`; returns the columns added.
 
         With `models` (the schema, and whether the data was migrated for it), the schema is

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import backend_state
+from ..retry import retry_now
 from ..planner import ModelDeps
 from ..store.base import NotFound, Store, StoreError
 from ..login_throttle import LoginThrottle
@@ -180,7 +180,7 @@ class _Api:
         return JSONResponse(found)
 
     def retry(self, request: Request) -> Response:
-        """Clear the object's backoffs so the next pass takes it (`backend_state.retry_now`)."""
+        """Clear the object's backoffs so the next pass takes it (`retry.retry_now`)."""
         if not self.allow_retry:
             return _error(403, "retry is disabled; start the UI with --allow-retry")
         if request.headers.get(WRITE_HEADER) != "1":
@@ -197,12 +197,7 @@ class _Api:
         return JSONResponse({"object": found})
 
     def _clear_backoff(self, model: str, id: int) -> dict[str, Any] | None:
-        record = self.reader.store.get(model, id, include_deleted=True)
-        values = backend_state.retry_now(register=record.get("backend_register"))
-        # Backend state, written as the synchronizer: the object's `updated` does not move.
-        self.reader.store.update(
-            model, id, values, actor="synchronizer", update_fields=list(values)
-        )
+        retry_now(self.reader.store, model, id)  # the same as `xsync retry CONFIG MODEL ID`
         summary = self.reader.summary(model, id, now=self.clock())
         return summary.as_json() if summary is not None else None
 

@@ -26,7 +26,7 @@ from ..config import Config, ConfigError, load_config
 from ..connect import ModelAccessor, connect
 from ..model_deps import ModelDepsError, load_model_deps
 from ..planner import ModelDeps
-from ..store.base import StoreError
+from ..store.base import StoreError, Unauthenticated, Unavailable
 from .app import create_app
 from .auth import Credentials, login_required
 from .doors import allowed_hosts
@@ -139,8 +139,13 @@ def _app_from_config(
     except (StoreError, OSError) as exc:
         raise UiError(f"{config.path}: store: {exc}") from None
     try:
-        deps = _model_deps(config, accessor.schema)
+        # A remote core answers for the first time here: unreachable or refusing is one line.
         shown = set(accessor.store.model_names())
+    except StoreError as exc:
+        accessor.close()
+        raise UiError(_store_problem(config, exc)) from None
+    try:
+        deps = _model_deps(config, accessor.schema)
         models = [m.name for m in accessor.schema.models if m.name in shown]
         app = create_app(
             accessor.store,
@@ -160,6 +165,13 @@ def _app_from_config(
 def _wildcard_names(host: str) -> list[str]:
     """On a wildcard address, the machine's own name (what `UiServer.url` shows) is answered."""
     return [socket.gethostname()] if host in ("0.0.0.0", "::", "") else []
+
+
+def _store_problem(config: Config, exc: StoreError) -> str:
+    # The core's errors already name the endpoint and say what to check.
+    if isinstance(exc, (Unavailable, Unauthenticated)):
+        return str(exc)
+    return f"{config.path}: store: {exc}"
 
 
 def _model_deps(config: Config, schema: Any) -> ModelDeps:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..backend_state import (
+    BackendRegister,
     STATES,
     State,
     classify,
@@ -207,18 +208,24 @@ class StatusReader:
     def detail(self, model: str, id: int, *, now: float) -> dict[str, Any]:
         """Everything the page shows on a click. Raises `NotFound`."""
         record = self.store.get(model, id, include_deleted=True)
+        register = BackendRegister.parse(record.get("backend_register"))
         waited_by = self.waited_by(model, id, now=now)
+        # What the last pass held it back for: the object that really failed.
+        held = [register.held_by] if register.held_by is not None else []
         return {
             "object": summarize(model, record, now=now).as_json(),
             "backend_status": _text(record.get("backend_status")) or "",
             "status_entries": status_entries(_text(record.get("backend_status"))),
             "backend_code": record.get("backend_code"),
             "backoff": backoff_json(record),
+            "traceback": register.traceback,
             "policy": policy_json(record),
+            "policy_traceback": register.policy_traceback,
             "fields": field_rows(record),
             "waits_for": [
                 s.as_json() for s in self._neighbours(self.waits_for(model, record), now)
             ],
+            "held_by": [s.as_json() for s in self._neighbours(held, now)],
             "waited_by": [s.as_json() for s in waited_by[:NEIGHBOURS_SHOWN]],
             "waited_by_total": len(waited_by),
         }

@@ -220,6 +220,11 @@ function definitions(pairs) {
   return list;
 }
 
+// A traceback kept beside the object: the frames in the user's files, innermost last.
+function traceback(title, id, text) {
+  return text ? [el("h3", { text: title }), el("pre", { class: "traceback", id, text })] : [];
+}
+
 function renderDetail(detail) {
   const pane = document.getElementById("detail");
   const o = detail.object;
@@ -232,6 +237,7 @@ function renderDetail(detail) {
     ]),
     el("h3", { text: "backend_status" }),
     el("p", { class: "status", id: "detail-status", text: detail.backend_status }),
+    ...traceback("Where it failed", "detail-traceback", detail.traceback),
     el("h3", { text: "Backoff" }),
     definitions([
       ["Failures", detail.backoff.failures],
@@ -246,6 +252,7 @@ function renderDetail(detail) {
       ["Policed", formatTime(detail.policy.policed)],
       ["Pending", detail.policy.pending ? "yes" : "no"],
     ]),
+    ...traceback("Where the policy failed", "detail-policy-traceback", detail.policy_traceback),
     el("h3", { text: "Waits for" }),
     detail.waits_for.length ? el("ul", { id: "waits-for" }, ...detail.waits_for.map(objectLink)) : el("p", { text: "nothing" }),
     el("h3", { text: "Waited for by" }),
