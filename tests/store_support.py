@@ -7,8 +7,9 @@ from typing import Callable, Iterator, Sequence
 
 import pytest
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO, corpus_file
 from pg import fresh_schema
+from xprotogen.core_models import CoreMode
 from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
 from xsync.store import SqlStore, open_store
@@ -51,14 +52,17 @@ message Item (XOSBase) {
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def schema_from_text(tmp_path: Path, text: str, name: str = "shop") -> Schema:
+def schema_from_text(
+    tmp_path: Path, text: str, name: str = "shop", *, core: CoreMode = "never"
+) -> Schema:
+    """The schema of `text` alone; `core="auto"` reads it as the runtime reads a config's models."""
     path = tmp_path / f"{name}.xproto"
     path.write_text(text)
-    return load_schema([path])
+    return load_schema([path], core=core)
 
 
 def core_and_service() -> Schema:
-    return load_schema([corpus_file("core"), corpus_file("simpleexampleservice")])
+    return load_schema([CORE_XPROTO, corpus_file("simpleexampleservice")])
 
 
 OpenStore = Callable[[Schema], SqlStore]

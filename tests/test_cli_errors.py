@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_file, run_cli
+from conftest import CORE_XPROTO, run_cli
 
 BAD_INPUTS: dict[str, tuple[bytes | None, str, str]] = {
     # name: (file content, or None for no file; where the error points; words in the message)
@@ -83,7 +83,7 @@ def test_failed_deps_leaves_an_existing_output_file_untouched(tmp_path: Path) ->
 
 def test_one_bad_file_among_good_ones_names_only_the_bad_one(tmp_path: Path) -> None:
     bad = _prepare(tmp_path, "syntax_error")
-    done = run_cli("xprotogen", "deps", str(corpus_file("core")), str(bad))
+    done = run_cli("xprotogen", "deps", str(CORE_XPROTO), str(bad))
     assert done.returncode == 1
     assert done.stdout == ""
     _assert_one_clear_error(done.stderr, f"{bad}:3:1:", "expected")
@@ -110,7 +110,7 @@ def test_usage_errors_exit_2_with_usage_on_stderr(arguments: tuple[str, ...]) ->
 
 def test_good_input_still_succeeds_quietly(tmp_path: Path) -> None:
     out = tmp_path / "deps.json"
-    done = run_cli("xprotogen", "deps", str(corpus_file("core")), "-o", str(out))
+    done = run_cli("xprotogen", "deps", str(CORE_XPROTO), "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout == ""
     assert out.read_text().startswith("{")

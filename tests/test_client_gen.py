@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, corpus_file, corpus_names, run_cli
+from conftest import CORE_XPROTO, ROOT, corpus_file, corpus_names, run_cli
 from xprotogen.diagnostics import XprotoError
 from xprotogen.loader import load_schema
 from xprotogen.render import render
@@ -22,8 +22,8 @@ from xsync.orm import ModelObject, ORMError
 from xsync.store import open_store
 
 HELLO = ROOT / "examples" / "hello" / "hello.xproto"
-SES_FILES = [corpus_file("core"), corpus_file("simpleexampleservice")]
-HELLO_FILES = [corpus_file("core"), HELLO]
+SES_FILES = [CORE_XPROTO, corpus_file("simpleexampleservice")]
+HELLO_FILES = [CORE_XPROTO, HELLO]
 
 # A program written against the generated client, as a step author would write it.
 USES_CLIENT = """
@@ -204,7 +204,7 @@ def test_a_client_for_another_schema_is_refused(tmp_path: Path, hello_api: Model
         HELLO.read_text().replace("optional bool fail = 3", "optional bool failing = 3")
     )
     (tmp_path / "other_client.py").write_text(
-        render_client(load_schema([corpus_file("core"), other]))
+        render_client(load_schema([CORE_XPROTO, other]))
     )
     client = _import(tmp_path / "other_client.py", "other_client")
     with pytest.raises(
@@ -221,7 +221,7 @@ def test_names_python_cannot_take_are_reported_with_their_place(tmp_path: Path) 
         "message Other (XOSBase) {\n    optional int32 lambda = 1;\n}\n"
     )
     with pytest.raises(XprotoError) as caught:
-        build_client(load_schema([corpus_file("core"), bad]))
+        build_client(load_schema([CORE_XPROTO, bad]))
     assert [f"{d.span.line}: {d.message}" for d in caught.value.diagnostics] == [
         "2: Thing.save: the name is reserved by the ORM; rename the field",
         "5: Other.lambda: not a usable Python attribute name; rename the field",
@@ -232,7 +232,7 @@ def test_the_cli_reports_bad_input_in_one_line_and_fails(tmp_path: Path) -> None
     bad = tmp_path / "bad.xproto"
     bad.write_text("message Thing (XOSBase) {\n    required string save = 1;\n}\n")
     result = run_cli(
-        "xprotogen", "client", str(corpus_file("core")), str(bad), "-o", str(tmp_path / "out.py")
+        "xprotogen", "client", str(CORE_XPROTO), str(bad), "-o", str(tmp_path / "out.py")
     )
     assert result.returncode == 1
     assert (
@@ -244,13 +244,13 @@ def test_the_cli_reports_bad_input_in_one_line_and_fails(tmp_path: Path) -> None
 
 
 def test_the_cli_writes_to_stdout_without_an_output(tmp_path: Path) -> None:
-    result = run_cli("xprotogen", "client", str(corpus_file("core")), str(HELLO))
+    result = run_cli("xprotogen", "client", str(CORE_XPROTO), str(HELLO))
     assert result.returncode == 0 and result.stdout == render_client(load_schema(HELLO_FILES))
 
 
 @pytest.mark.parametrize("name", corpus_names())
 def test_every_corpus_file_gives_a_client_with_one_class_per_concrete_model(name: str) -> None:
-    files = [corpus_file("core")] if name == "core" else [corpus_file("core"), corpus_file(name)]
+    files = [CORE_XPROTO] if name == "core" else [CORE_XPROTO, corpus_file(name)]
     schema = load_schema(files)
     classes = build_client(schema)
     concrete = [m.name for m in schema.models if not m.options.flag("abstract")]

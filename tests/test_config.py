@@ -18,7 +18,7 @@ from xsync.config import (
     load_config,
 )
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO
 
 HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello" / "hello.xproto"
 
@@ -29,7 +29,7 @@ def project(tmp_path: Path) -> Path:
     models = tmp_path / "models"
     models.mkdir()
     (models / "hello.xproto").write_text(HELLO.read_text())
-    (models / "core.xproto").write_text(corpus_file("core").read_text())
+    (models / "core.xproto").write_text(CORE_XPROTO.read_text())
     (models / "alpha.xproto").write_text("")
     for name in ("steps", "policies", "pull_steps", "event_steps", "logs"):
         (tmp_path / name).mkdir()

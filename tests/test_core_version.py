@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import corpus_file, run_cli
+from conftest import CORE_XPROTO, run_cli
 from xsync.store.version import (
     CORE_VERSION,
     VersionSpecError,
@@ -55,7 +55,7 @@ def test_a_store_serves_the_configured_plain_version_or_the_core_api_version() -
 
 def _project(tmp_path: Path, core_version: str) -> Path:
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "core.xproto").write_text(corpus_file("core").read_text())
+    (tmp_path / "models" / "core.xproto").write_text(CORE_XPROTO.read_text())
     config = {
         "name": "versioned",
         "models_dir": "models",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import CORPUS, corpus_file, corpus_names, run_cli
+from conftest import CORE_XPROTO, CORPUS, corpus_file, corpus_names, require_shared, run_cli
 from xprotogen.loader import load_schema
 from xprotogen.targets.deps import model_deps, render_model_deps
 
@@ -14,6 +14,7 @@ SERVICES = [n for n in corpus_names() if n != "core"]
 
 
 def _golden(folder: str, name: str) -> object:
+    require_shared()
     return json.loads((CORPUS / folder / f"{name}.json").read_text())
 
 
@@ -30,19 +31,19 @@ def test_deps_alone_matches_xosgenx(name: str) -> None:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_deps_with_core_first_matches_xosgenx(name: str) -> None:
-    got = model_deps(load_schema([corpus_file("core"), corpus_file(name)]))
+    got = model_deps(load_schema([CORE_XPROTO, corpus_file(name)]))
     assert _same_json(got, _golden("model-deps-with-core", name))
 
 
 def test_rendered_deps_are_valid_json_with_four_space_indent() -> None:
-    text = render_model_deps(load_schema([corpus_file("core")]))
+    text = render_model_deps(load_schema([CORE_XPROTO]))
     assert text.startswith('{\n    "User": [\n        [\n            "Site",')
     assert text.endswith("}\n")
     assert json.loads(text) == _golden("model-deps", "core")
 
 
 def test_deps_cli_output_is_byte_identical_across_runs() -> None:
-    runs = [run_cli("xprotogen", "deps", str(corpus_file("core")), str(corpus_file("volt"))) for _ in range(2)]
+    runs = [run_cli("xprotogen", "deps", str(CORE_XPROTO), str(corpus_file("volt"))) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     assert runs[0].stderr == ""

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO
 from pg import fresh_schema
 from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
@@ -164,7 +164,7 @@ def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cloud]:
     SCRIPT.__init__()  # type: ignore[misc]
     path = tmp_path / "cloud.xproto"
     path.write_text(MODELS)
-    schema = load_schema([corpus_file("core"), path])
+    schema = load_schema([CORE_XPROTO, path])
     if request.param == "sqlite":
         store = open_store(f"sqlite:///{tmp_path / 'sync.db'}", schema)
         yield Cloud(store, schema)

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO
 from xprotogen.loader import load_schema
 from xprotogen.targets.deps import model_deps
 from xsync import SyncStep
@@ -65,7 +65,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[SyncEngine, Any]]:
     CALLS.clear(), ACTIVE.clear(), OVERLAPS.clear(), FAILING.clear()
     path = tmp_path / "fancy.xproto"
     path.write_text(MODELS)
-    schema = load_schema([corpus_file("core"), path])
+    schema = load_schema([CORE_XPROTO, path])
     store = open_store(f"sqlite:///{tmp_path / 'sync.db'}", schema)
     sync_api = ModelAccessor(store, schema, actor="synchronizer", owns_store=False)
     engine = SyncEngine(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, ROOT, corpus_file, run_cli
+from conftest import CORE_XPROTO, IN_CI, ROOT, run_cli
 from xprotogen.loader import load_schema
 from xprotogen.targets.deps import model_deps
 from xprotogen.targets.graph import build_graph, render_dot, render_mermaid
 
-CORE = corpus_file("core")
+CORE = CORE_XPROTO
 HELLO = ROOT / "examples" / "hello" / "hello.xproto"
 
 

@@ -493,7 +493,7 @@ def test_core_command_serves_the_config_models_until_sigterm(tmp_path: Path) -> 
         assert "serving" in line, process.stderr.read() if process.stderr else line
         endpoint = line.rsplit(" ", 1)[1].strip()
         with RemoteStore(
-            endpoint, schema_from_text(tmp_path, SHOP), username=USER, password=PASSWORD
+            endpoint, schema_from_text(tmp_path, SHOP, core="auto"), username=USER, password=PASSWORD
         ) as remote:
             assert make_shop(remote)["id"] >= 1
         process.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import ROOT, corpus_file, run_cli
+from conftest import CORE_XPROTO, ROOT, run_cli
 from kafka_fixture import kafka_endpoint, unique_name, wait_until  # noqa: F401 - fixture
 from xsync.connect import ModelAccessor, connect
 
@@ -95,7 +95,7 @@ class RegionEvents(EventStep):
 def make_project(root: Path, endpoint: str, topic: str, group: str) -> Path:
     """A synchronizer project with every kind of step; returns its config."""
     (root / "models").mkdir()
-    (root / "models" / "core.xproto").write_text(corpus_file("core").read_text())
+    (root / "models" / "core.xproto").write_text(CORE_XPROTO.read_text())
     (root / "models" / "cloud.xproto").write_text(MODELS)
     for folder, name, source in (
         ("steps", "sync_cloud.py", STEPS),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import CORPUS, corpus_file, corpus_names
+from conftest import CORE_XPROTO, CORPUS, corpus_file, corpus_names, require_shared
 from xprotogen.diagnostics import Diagnostic
 from xprotogen.lint import lint_schema
 from xprotogen.lint.xosgenx_rules import FieldView, PREFIX, validate_field
@@ -76,6 +76,7 @@ def test_xosgenx_rules_match_xosgenx_findings(name: str) -> None:
 
 def test_corpus_has_findings_to_compare() -> None:
     # Guards the golden test against comparing empty lists everywhere.
+    require_shared()
     counts = {name: len(_golden_findings(name)) for name in corpus_names()}
     assert sum(counts.values()) > 90
     assert counts["core"] == 0
@@ -241,13 +242,13 @@ def test_undefined_base_suggests_a_close_name_and_ignores_xos_mixins(tmp_path: P
         (
             2,
             12,
-            "warning",
+            "error",
             "model 'A' derives from undefined model 'Servce'; did you mean 'Service'?",
         ),
         (
             3,
             12,
-            "warning",
+            "error",
             "model 'B' derives from undefined model 'Unrelated'; if another file defines it, list that file first",
         ),
     ]
@@ -269,7 +270,7 @@ def test_undefined_link_target_points_at_the_target_name(tmp_path: Path) -> None
         "message A { required manytoone s->Slic:as = 2; }\n",
     )
     assert _rules(found, "undefined-link-target") == [
-        (2, 35, "warning", "link 'A.s' points at undefined model 'Slic'; did you mean 'Slice'?")
+        (2, 35, "error", "link 'A.s' points at undefined model 'Slic'; did you mean 'Slice'?")
     ]
 
 
@@ -428,8 +429,8 @@ def test_field_one_clashes_with_id_only_when_the_bases_are_known(tmp_path: Path)
 
 
 def test_core_is_clean_and_services_with_core_get_no_undefined_warnings() -> None:
-    assert lint_schema(load_schema([corpus_file("core")])) == []
-    found = lint_schema(load_schema([corpus_file("core"), corpus_file("volt")]))
+    assert lint_schema(load_schema([CORE_XPROTO])) == []
+    found = lint_schema(load_schema([CORE_XPROTO, corpus_file("volt")]))
     assert [d for d in found if not d.rule.startswith(PREFIX)] == []
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO, corpus_file
 from pg import fresh_schema
 from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
@@ -39,7 +39,7 @@ HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello" / "hello.x
 
 @lru_cache(maxsize=1)
 def schema() -> Schema:
-    return load_schema([corpus_file("core"), corpus_file("simpleexampleservice"), HELLO])
+    return load_schema([CORE_XPROTO, corpus_file("simpleexampleservice"), HELLO])
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "grpc"])
@@ -404,7 +404,7 @@ def test_an_unbound_class_says_how_to_bind_it() -> None:
 def test_connect_opens_the_store_the_config_names(tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    (models / "core.xproto").write_text(corpus_file("core").read_text())
+    (models / "core.xproto").write_text(CORE_XPROTO.read_text())
     (models / "hello.xproto").write_text(HELLO.read_text())
     (tmp_path / "sync.yaml").write_text("name: hello\nmodels_dir: models\n")
     with connect(tmp_path / "sync.yaml") as api:
@@ -446,13 +446,13 @@ def test_values_read_back_as_written(
 
 
 def test_connect_reaches_a_remote_core_through_the_accessor_option(tmp_path: Path) -> None:
-    hello = load_schema([corpus_file("core"), HELLO])
+    hello = load_schema([CORE_XPROTO, HELLO])
     core_store = open_store(f"sqlite:///{tmp_path / 'core.db'}", hello)
     server = serve(core_store, hello, listen="127.0.0.1:0", username="admin", password="s3cret")
     try:
         models = tmp_path / "models"
         models.mkdir()
-        (models / "core.xproto").write_text(corpus_file("core").read_text())
+        (models / "core.xproto").write_text(CORE_XPROTO.read_text())
         (models / "hello.xproto").write_text(HELLO.read_text())
         (tmp_path / "password").write_text("s3cret\n")
         (tmp_path / "sync.yaml").write_text(

@@ -245,14 +245,14 @@ def test_deletion_plan_runs_dependents_first(
 
 import functools  # noqa: E402
 
-from conftest import corpus_file  # noqa: E402
+from conftest import CORE_XPROTO  # noqa: E402
 from xprotogen.loader import load_schema  # noqa: E402
 from xprotogen.targets.deps import model_deps  # noqa: E402
 
 
 @functools.lru_cache(maxsize=1)
 def core_links() -> LinkFields:
-    return LinkFields.from_model_deps(model_deps(load_schema([corpus_file("core")])))
+    return LinkFields.from_model_deps(model_deps(load_schema([CORE_XPROTO])))
 
 
 def item(model: str, id: int, **links: int | None) -> PlanItem:
@@ -261,7 +261,7 @@ def item(model: str, id: int, **links: int | None) -> PlanItem:
 
 
 def test_checklist_12_core_model_graph_orders_site_before_slice() -> None:
-    order = model_order(model_deps(load_schema([corpus_file("core")])))
+    order = model_order(model_deps(load_schema([CORE_XPROTO])))
     assert order.index("Site") < order.index("Slice") < order.index("ComputeServiceInstance")
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import corpus_file, run_cli
+from conftest import CORE_XPROTO, run_cli
 from pg import fresh_schema
 from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
@@ -170,7 +170,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     J.__init__()  # type: ignore[misc]
     path = tmp_path / "cloud.xproto"
     path.write_text(MODELS)
-    schema = load_schema([corpus_file("core"), path])
+    schema = load_schema([CORE_XPROTO, path])
     if request.param == "sqlite":
         store = open_store(f"sqlite:///{tmp_path / 'p.db'}", schema)
         yield World(store, schema)
@@ -395,7 +395,7 @@ def test_discovery_error_names_the_file(tmp_path: Path) -> None:
 
 def _project(tmp_path: Path, policy_source: str) -> Path:
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "core.xproto").write_text(corpus_file("core").read_text())
+    (tmp_path / "models" / "core.xproto").write_text(CORE_XPROTO.read_text())
     (tmp_path / "models" / "cloud.xproto").write_text(MODELS)
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "model_policy_region.py").write_text(policy_source)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_file, corpus_names, run_cli
+from conftest import CORE_XPROTO, corpus_file, corpus_names, run_cli
 from xprotogen.diagnostics import XprotoError
 from xprotogen.loader import load_schema
 from xprotogen.targets.proto import (
@@ -25,7 +25,7 @@ SERVICES = [n for n in corpus_names() if n != "core"]
 
 @pytest.fixture(scope="module")
 def core_proto() -> str:
-    return render_proto_files(build_proto_api(load_schema([corpus_file("core")])))["core.proto"]
+    return render_proto_files(build_proto_api(load_schema([CORE_XPROTO])))["core.proto"]
 
 
 def message_body(proto: str, name: str) -> str:
@@ -104,7 +104,7 @@ def test_output_is_byte_identical_across_runs(tmp_path: Path) -> None:
         result = run_cli(
             "xprotogen",
             "proto",
-            str(corpus_file("core")),
+            str(CORE_XPROTO),
             str(corpus_file("volt")),
             "-o",
             str(tmp_path / run),
@@ -135,7 +135,7 @@ def test_compile_failure_leaves_output_directory_untouched(
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(compile_proto.ProtoCompileError):
-        write_proto(load_schema([corpus_file("core")]), out)
+        write_proto(load_schema([CORE_XPROTO]), out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -157,7 +157,7 @@ def test_missing_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_service_after_core_compiles_and_imports(name: str, tmp_path: Path) -> None:
-    output = write_proto(load_schema([corpus_file("core"), corpus_file(name)]), tmp_path)
+    output = write_proto(load_schema([CORE_XPROTO, corpus_file(name)]), tmp_path)
     modules = sorted(m[: -len(".py")] for m in output.modules if m.endswith(".py"))
     assert any(m.endswith("_pb2_grpc") for m in modules)
     assert all((tmp_path / f"{m}.pyi").exists() for m in modules if m.endswith("_pb2"))

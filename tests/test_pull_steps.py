@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO
 from xprotogen.loader import load_schema
 from xprotogen.targets.deps import model_deps
 from xsync import PullStep, SyncStep
@@ -147,7 +147,7 @@ def test_discovery_takes_indirect_subclasses_and_skips_bases(tmp_path: Path) -> 
 def api(tmp_path: Path) -> Iterator[ModelAccessor]:
     path = tmp_path / "cloud.xproto"
     path.write_text(MODELS)
-    schema = load_schema([corpus_file("core"), path])
+    schema = load_schema([CORE_XPROTO, path])
     store = open_store(f"sqlite:///{tmp_path / 'pull.db'}", schema)
     accessor = ModelAccessor(store, schema, actor="synchronizer", owns_store=False)
     yield accessor

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, corpus_file, corpus_names, run_cli
+from conftest import CORE_XPROTO, ROOT, corpus_file, corpus_names, run_cli
 from xprotogen.loader import load_schema
 from xprotogen.targets.scaffold import compare, plan_scaffold, sample_chain, write_scaffold
 from xsync.config import _TOP_KEYS, load_config
@@ -67,7 +67,7 @@ def corpus_build() -> Iterator[CorpusBuild]:
 def _build_corpus(root: Path) -> CorpusBuild:
     build = CorpusBuild(root)
     for service in SERVICES:
-        sources = [corpus_file("core"), corpus_file(service)]
+        sources = [CORE_XPROTO, corpus_file(service)]
         try:
             write_scaffold(plan_scaffold(load_schema(sources), sources), build.root / service)
         except Exception as exc:  # recorded for this service's tests, not the others'
@@ -165,7 +165,7 @@ def test_the_generated_tests_pass_as_generated(corpus_build: CorpusBuild, servic
 
 
 def test_simpleexampleservice_gets_a_step_per_model_and_samples_that_sync() -> None:
-    sources = [corpus_file("core"), corpus_file("simpleexampleservice")]
+    sources = [CORE_XPROTO, corpus_file("simpleexampleservice")]
     plan = plan_scaffold(load_schema(sources), sources)
     steps = sorted(p for p in plan.files if p.startswith("steps/"))
     assert steps == [
@@ -262,11 +262,11 @@ def test_the_config_loads_and_names_every_option(hello_project: tuple[Path, Path
 
 
 def test_models_keep_core_first_in_the_config(tmp_path: Path) -> None:
-    sources = [corpus_file("core"), HELLO]
+    sources = [CORE_XPROTO, HELLO]
     plan = plan_scaffold(load_schema(sources), sources)
     config = plan.files["config.yaml"].data.decode()
     assert "models:\n  - core.xproto\n  - hello.xproto\n" in config
-    assert plan.files["models/core.xproto"].data == corpus_file("core").read_bytes()
+    assert plan.files["models/core.xproto"].data == CORE_XPROTO.read_bytes()
 
 
 # --- regeneration and --check ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_file, corpus_names
+from conftest import CORE_XPROTO, corpus_file, corpus_names
 from store_support import SHOP, schema_from_text
 from xprotogen.loader import load_schema
 from xsync.store import InvalidArgument, StoreError, open_store
@@ -71,7 +71,7 @@ def test_unreachable_server_gives_one_line_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", [n for n in corpus_names() if n != "core"])
 def test_every_corpus_service_opens_alone_and_after_core(name: str) -> None:
-    for paths in ([corpus_file(name)], [corpus_file("core"), corpus_file(name)]):
+    for paths in ([corpus_file(name)], [CORE_XPROTO, corpus_file(name)]):
         schema = load_schema(paths)
         store = open_store("sqlite://", schema)
         try:

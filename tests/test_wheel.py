@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, corpus_file
+from conftest import CORE_XPROTO, CORPUS, ROOT, corpus_file, require_shared
+from xprotogen.loader import load_schema
+from xprotogen.targets.deps import render_model_deps
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +71,7 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contains_grammars_and_templates(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"xprotogen/grammar/xproto.lark", "xprotogen/grammar/policy.lark"} <= names
+    assert "xprotogen/core.xproto" in names  # the built-in core models
     templates = [n for n in names if n.startswith("xprotogen/templates/") and n.endswith(".j2")]
     assert templates, sorted(names)
     # The grammar cache is written at run time, never shipped.
@@ -86,6 +89,7 @@ def _xsgen(env: Path, *args: str, cache: Path) -> subprocess.CompletedProcess[st
 
 
 def test_installed_xsgen_deps_matches_golden_output(installed: Path, tmp_path: Path) -> None:
+    require_shared()
     cache = tmp_path / "cache"
     expected = json.loads((CORPUS / "model-deps" / "volt.json").read_text())
     for _ in range(2):  # the first run writes the grammar cache, the second one reads it
@@ -105,10 +109,32 @@ def test_installed_xsgen_works_when_the_cache_directory_is_read_only(
     (cache / "xprotogen").chmod(stat.S_IRUSR | stat.S_IXUSR)
     cache.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        done = _xsgen(installed, "deps", str(corpus_file("core")), cache=cache)
+        done = _xsgen(installed, "deps", str(CORE_XPROTO), cache=cache)
     finally:
         cache.chmod(stat.S_IRWXU)
         (cache / "xprotogen").chmod(stat.S_IRWXU)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert json.loads(done.stdout) == json.loads((CORPUS / "model-deps" / "core.json").read_text())
+    assert done.stdout == render_model_deps(load_schema([CORE_XPROTO]))
+
+
+def test_installed_xsgen_ships_the_builtin_core(installed: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    done = _xsgen(installed, "core", cache=cache)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == CORE_XPROTO.read_text()
+    service = tmp_path / "svc.xproto"
+    service.write_text(
+        'option app_label = "svc";\n'
+        "message Box (ServiceInstance) {\n"
+        "    required manytoone home->Site:boxes = 1:1100;\n"
+        "}\n"
+    )
+    done = _xsgen(installed, "deps", "--with-core", str(service), cache=cache)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == render_model_deps(load_schema([service], core="always"))
+    assert json.loads(done.stdout)["Box"] == [
+        ["Service", "owner", "service_instances"],
+        ["ServiceInstance", "master_serviceinstance", "child_serviceinstances"],
+        ["Site", "home", "boxes"],
+    ]

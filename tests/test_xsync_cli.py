@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import ROOT, corpus_file, run_cli
+from conftest import CORE_XPROTO, ROOT, run_cli
 from xsync.connect import ModelAccessor, connect
 from xsync.store.base import PendingQuery
 
@@ -54,7 +54,7 @@ class SyncCluster(CloudStep):
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "core.xproto").write_text(corpus_file("core").read_text())
+    (tmp_path / "models" / "core.xproto").write_text(CORE_XPROTO.read_text())
     (tmp_path / "models" / "cloud.xproto").write_text(MODELS)
     (tmp_path / "steps").mkdir()
     (tmp_path / "steps" / "sync_cloud.py").write_text(STEPS)

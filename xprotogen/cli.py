@@ -8,29 +8,50 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .cliargs import ArgumentParser as _ArgumentParser
 from .cliargs import UsageError as _UsageError
-from .cliargs import report_internal_error
+from .cliargs import report_internal_error, silence_broken_pipe
 from .diagnostics import TargetError, XprotoError, format_with_source
+from .project import CONFIG_NAME
 
 if TYPE_CHECKING:
+    from .core_models import CoreMode
     from .schema import Schema
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _files_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="xproto files, in order (core.xproto first)")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="xproto files, in order; the built-in core models are read first when needed",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="xsgen", description="The xproto toolchain.")
     parser.add_argument("--version", action="version", version="xsgen 0.1.0")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser
+    )
     commands.required = True
 
-    deps = commands.add_parser("deps", help="print the model-deps JSON that orders synchronization")
-    _files_argument(deps)
+    deps = commands.add_parser(
+        "deps",
+        help="print the model-deps JSON that orders synchronization",
+        description="The models of the listed files only, as xosgenx gives them. Without FILE, "
+        f"in a synchronizer's folder: the models its {CONFIG_NAME} names.",
+    )
+    deps.add_argument("files", nargs="*", metavar="FILE", help="xproto files, in order")
+    deps.add_argument(
+        "--with-core", action="store_true", help="read the built-in core models first"
+    )
     deps.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
-    deps.set_defaults(run=_run_deps)
+    deps.set_defaults(run=_run_deps, parser=deps)
+
+    core = commands.add_parser("core", help="print the built-in XOS core models (core.xproto)")
+    core.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    core.set_defaults(run=_run_core)
 
     lint = commands.add_parser("lint", help="check xproto files")
     _files_argument(lint)
@@ -38,25 +59,42 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("--format", choices=("text", "json"), default="text")
     lint.set_defaults(run=_run_lint)
 
-    proto = commands.add_parser("proto", help="write a proto3 API per app and compile it with grpcio-tools")
+    proto = commands.add_parser(
+        "proto", help="write a proto3 API per app and compile it with grpcio-tools"
+    )
     _files_argument(proto)
-    proto.add_argument("-o", "--output", metavar="DIR", required=True, help="directory for the .proto and Python files")
+    proto.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="directory for the .proto and Python files",
+    )
     proto.add_argument("--no-compile", action="store_true", help="write the .proto files only")
     proto.set_defaults(run=_run_proto)
 
-    client = commands.add_parser("client", help="generate a typed Python client (one ORM class per model)")
+    client = commands.add_parser(
+        "client", help="generate a typed Python client (one ORM class per model)"
+    )
     _files_argument(client)
-    client.add_argument("-o", "--output", metavar="OUT.py", help="write to OUT.py instead of stdout")
+    client.add_argument(
+        "-o", "--output", metavar="OUT.py", help="write to OUT.py instead of stdout"
+    )
     client.set_defaults(run=_run_client)
 
-    scaffold = commands.add_parser("scaffold", help="write a runnable synchronizer project for a service")
+    scaffold = commands.add_parser(
+        "scaffold", help="write a runnable synchronizer project for a service"
+    )
     scaffold.add_argument(
         "files",
         nargs="*",
         metavar="FILE",
-        help="xproto files, in order (core.xproto first); with --from-xos, the models the folder's own build on",
+        help="xproto files, in order (the built-in core models are read first when needed); "
+        "with --from-xos, the models the folder's own build on",
     )
-    scaffold.add_argument("-o", "--output", metavar="DIR", required=True, help="the project directory")
+    scaffold.add_argument(
+        "-o", "--output", metavar="DIR", required=True, help="the project directory"
+    )
     scaffold.add_argument(
         "--from-xos",
         metavar="FOLDER",
@@ -64,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scaffold.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 listing what would change"
+    )
+    scaffold.add_argument(
+        "--service",
+        action="append",
+        metavar="FILE",
+        help="a file whose models get steps, policies and tests (default: the last FILE; "
+        "earlier files are dependencies); repeat for several",
     )
     scaffold.set_defaults(run=_run_scaffold)
 
@@ -73,17 +118,48 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     graph.set_defaults(run=_run_graph)
 
-    fmt = commands.add_parser("fmt", help="rewrite xproto files in the canonical layout, comments kept")
-    fmt.add_argument("files", nargs="+", metavar="FILE", help="xproto files, or folders to search for them")
-    fmt.add_argument("--check", action="store_true", help="write nothing; exit 1 listing the files that would change")
+    fmt = commands.add_parser(
+        "fmt", help="rewrite xproto files in the canonical layout, comments kept"
+    )
+    fmt.add_argument(
+        "files", nargs="+", metavar="FILE", help="xproto files, or folders to search for them"
+    )
+    fmt.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 listing the files that would change",
+    )
     fmt.add_argument("--diff", action="store_true", help="write nothing; show what would change")
     fmt.set_defaults(run=_run_fmt)
 
-    breaking = commands.add_parser("breaking", help="report the changes to the models that break the API, stored data or synchronizers")
-    breaking.add_argument("paths", nargs="*", metavar="PATH", help="OLD NEW (files or folders); with --against, the files or folders to check")
-    breaking.add_argument("--against", metavar="REVISION", help="compare PATH... with their content at this git revision")
-    breaking.add_argument("--rules", default="", metavar="RULE,...", help="only these rules or families (wire, data, sync)")
-    breaking.add_argument("--except", dest="except_", default="", metavar="RULE,...", help="leave out these rules or families")
+    breaking = commands.add_parser(
+        "breaking",
+        help="report the changes to the models that break the API, stored data or synchronizers",
+    )
+    breaking.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="OLD NEW (files or folders); with --against, the files or folders to check",
+    )
+    breaking.add_argument(
+        "--against",
+        metavar="REVISION",
+        help="compare PATH... with their content at this git revision",
+    )
+    breaking.add_argument(
+        "--rules",
+        default="",
+        metavar="RULE,...",
+        help="only these rules or families (wire, data, sync)",
+    )
+    breaking.add_argument(
+        "--except",
+        dest="except_",
+        default="",
+        metavar="RULE,...",
+        help="leave out these rules or families",
+    )
     breaking.add_argument("--format", choices=("text", "json"), default="text")
     breaking.add_argument("--list-rules", action="store_true", help="print the rules and exit")
     breaking.set_defaults(run=_run_breaking)
@@ -92,23 +168,72 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_deps(args: argparse.Namespace) -> int:
     from .output import emit
+    from .project import NotAProject, project_model_files
     from .targets.deps import render_model_deps
 
-    schema = _load_for_target(args.files)
+    if args.files:
+        # xosgenx's meaning: the listed files only, unless --with-core asks for core first;
+        # like xosgenx, a name they leave undefined simply adds no edge (`xsgen lint` reports it).
+        core: CoreMode = "always" if args.with_core else "never"
+        schema = _load_for_target(args.files, core=core, undefined_names_fatal=False)
+    else:
+        try:
+            files = project_model_files()
+        except NotAProject as exc:
+            raise _UsageError(
+                f"xsgen deps: error: no FILE given and {exc}: give xproto files, or run it in "
+                f"a synchronizer's folder\n{args.parser.format_usage().strip()}"
+            ) from None
+        schema = _load_for_target([str(f) for f in files])
     emit(render_model_deps(schema), args.output)
     return EXIT_OK
 
 
+def _run_core(args: argparse.Namespace) -> int:
+    from .core_models import builtin_core_text
+    from .output import emit
+
+    emit(builtin_core_text(), args.output)
+    return EXIT_OK
+
+
 # Problems that make any generated output wrong, not just unidiomatic.
-_FATAL_FOR_TARGETS = frozenset({"inheritance-cycle", "reverse-id-range", "empty-bases", "undefined-policy", "unsupported"})
+_FATAL_FOR_TARGETS = frozenset(
+    {"inheritance-cycle", "reverse-id-range", "empty-bases", "undefined-policy", "unsupported"}
+)
 
 
-def _load_for_target(files: Sequence[str]) -> Schema:
-    """The schema of `files`, refusing the problems that would make any generated output wrong."""
+def _load_for_target(
+    files: Sequence[str],
+    *,
+    core: CoreMode = "auto",
+    undefined_names_fatal: bool = True,
+    every_error_fatal: bool = False,
+) -> Schema:
+    """The schema of `files`, refusing the problems that would make generated output wrong.
+
+    The built-in core is read first when the files need it; a base or link target that is
+    still undefined is then an error. `every_error_fatal` refuses every error of our lint rules.
+    """
+    from .lint import lint_schema
+    from .lint.semantic_rules import check_undefined_bases, check_undefined_link_targets
+    from .lint.xosgenx_rules import PREFIX as XOSGENX_PREFIX
     from .loader import load_schema
 
-    schema = load_schema(files)
-    fatal = [p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS]
+    schema = load_schema(files, core=core)
+    if every_error_fatal:
+        # xosgenx's own validator findings never stopped its generators, so they do not here.
+        fatal = [
+            d
+            for d in lint_schema(schema)
+            if d.severity == "error" and not d.rule.startswith(XOSGENX_PREFIX)
+        ]
+    else:
+        fatal = [
+            p for p in schema.problems if p.severity == "error" and p.rule in _FATAL_FOR_TARGETS
+        ]
+        if undefined_names_fatal:
+            fatal += [*check_undefined_bases(schema), *check_undefined_link_targets(schema)]
     if fatal:
         raise XprotoError(fatal)
     return schema
@@ -119,7 +244,9 @@ def _run_proto(args: argparse.Namespace) -> int:
 
     schema = _load_for_target(args.files)
     output = write_proto(schema, args.output, compile=not args.no_compile)
-    print(f"wrote {len(output.protos)} proto files and {len(output.modules)} modules to {args.output}")
+    print(
+        f"wrote {len(output.protos)} proto files and {len(output.modules)} modules to {args.output}"
+    )
     return EXIT_OK
 
 
@@ -139,7 +266,18 @@ def _run_scaffold(args: argparse.Namespace) -> int:
         return _run_scaffold_from_xos(args)
     if not args.files:
         raise _UsageError("xsgen scaffold: error: the following arguments are required: FILE")
-    plan = plan_scaffold(_load_for_target(args.files), args.files, project_dir=args.output)
+    try:
+        schema = _load_for_target(args.files, every_error_fatal=True)
+    except XprotoError as exc:
+        _print_diagnostics(exc)
+        count = len(exc.diagnostics)
+        print(
+            f"xsgen scaffold: error: nothing written to {args.output}: "
+            f"fix the {count} error{'s' if count != 1 else ''} above first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    plan = plan_scaffold(schema, args.files, project_dir=args.output, service_files=args.service)
     if args.check:
         drift = compare(plan, args.output)
         for line in drift.lines():
@@ -185,7 +323,8 @@ def _run_graph(args: argparse.Namespace) -> int:
     from .output import emit
     from .targets.graph import render_graph
 
-    emit(render_graph(_load_for_target(args.files), args.format), args.output)
+    # The given files' models: not those of the built-in core, when it was read for them.
+    emit(render_graph(_load_for_target(args.files), args.format, args.files), args.output)
     return EXIT_OK
 
 
@@ -243,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xsgen: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
+        silence_broken_pipe()
         return EXIT_FAILED
     except OSError as exc:
         print(f"xsgen: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

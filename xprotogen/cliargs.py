@@ -36,3 +36,20 @@ def report_internal_error(prog: str, exc: BaseException) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
+
+
+def silence_broken_pipe() -> None:
+    """After the reader of stdout went away (`xsync status | head`): end without a word.
+
+    stdout is pointed at /dev/null, so that the interpreter's last flush at exit does not
+    fail again and print its own warning.
+    """
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # no real stdout to redirect: nothing will be flushed to it either

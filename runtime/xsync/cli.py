@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from xprotogen.cliargs import ArgumentParser as _ArgumentParser
 from xprotogen.cliargs import UsageError as _UsageError
-from xprotogen.cliargs import report_internal_error
+from xprotogen.cliargs import report_internal_error, silence_broken_pipe
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Stopped by a signal with steps still running after the grace period: their work is abandoned.
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        silence_broken_pipe()
         return EXIT_FAILED
     except _Failure as exc:
         print(f"xsync: {exc}", file=sys.stderr)

@@ -486,9 +486,9 @@ class _Reader:
 
     def model_files(self, models_dir: Path, order: object) -> tuple[Path, ...]:
         if order is None:
-            files = sorted(
-                models_dir.glob("*.xproto"), key=lambda p: (p.name != "core.xproto", p.name)
-            )
+            from xprotogen.project import default_model_order
+
+            files = default_model_order(models_dir)
             if not files:
                 raise self.fail("models_dir", f"no .xproto files in {models_dir}")
             return tuple(files)

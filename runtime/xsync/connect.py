@@ -201,7 +201,8 @@ def connect(
 
     if not isinstance(config, Config):
         config = load_config(config)
-    schema = load_schema(list(config.model_files))
+    # Service files alone are enough: the built-in core is read first when they need it.
+    schema = load_schema(list(config.model_files), core="auto")
     store = open_configured_store(config, schema, migrated=migrated)
     return ModelAccessor(store, schema, actor=actor, config=config)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from .. import ast
+from ..core_models import is_builtin_core
 from ..diagnostics import Diagnostic
 from ..schema import Schema
 from .semantic_rules import SEMANTIC_RULES, resolves
@@ -19,13 +20,15 @@ _NUMBERING_RULES = frozenset({"duplicate-field-number"})
 def lint_schema(schema: Schema) -> list[Diagnostic]:
     """Every finding for `schema`, without repeats, sorted by file order, line and column.
 
-    Findings at one position keep the order the rules produced them in.
+    Findings at one position keep the order the rules produced them in. Findings inside the
+    built-in core are left out: they are not the user's to fix.
     """
     found: list[Diagnostic] = list(_builder_problems(schema))
     for model in schema.models:
         found.extend(validate_model(model))
     for rule in SEMANTIC_RULES:
         found.extend(rule(schema))
+    found = [d for d in found if not is_builtin_core(d.span.file)]
     return sort_diagnostics(_unique(found), [f.path for f in schema.files])
 
 

@@ -55,9 +55,12 @@ def run_lint(
 
 
 def lint_paths(paths: Sequence[str | Path]) -> list[Diagnostic]:
-    """The findings for `paths`; syntax and read errors stand in for them when loading fails."""
+    """The findings for `paths`; syntax and read errors stand in for them when loading fails.
+
+    The built-in core models are read first when the files need them, as in every command.
+    """
     try:
-        schema = load_schema(paths)
+        schema = load_schema(paths, core="auto")
     except XprotoError as exc:
         return sort_diagnostics(exc.diagnostics, [str(p) for p in paths])
     return lint_schema(schema)

@@ -10,6 +10,7 @@ import difflib
 from typing import Callable, Iterable, Iterator
 
 from .. import ast
+from ..core_models import builtin_core_names
 from ..diagnostics import Diagnostic
 from ..options import FIELD_OPTIONS, MODEL_OPTION_PREFIXES, MODEL_OPTIONS
 from ..schema import EXTERNAL_BASES, Field, Model, ReverseLink, Schema
@@ -48,21 +49,26 @@ def _where(span: ast.Span) -> str:
     return f"{span.file}:{span.line}"
 
 
+def _known_names(schema: Schema) -> set[str]:
+    """Names a typo may have meant: the inputs' models and the built-in core's."""
+    return {m.name for m in schema.models} | set(builtin_core_names())
+
+
 def check_undefined_bases(schema: Schema) -> Iterator[Diagnostic]:
     """A base class that no input defines (XOS's Python mixins excepted)."""
-    names = [m.name for m in schema.models]
+    names = _known_names(schema)
     for model in schema.models:
         for ref in model.base_refs:
             if ref.name in EXTERNAL_BASES or resolves(schema, ref):
                 continue
             hint = _did_you_mean(ref.name, set(names) - {model.name}) or _LIST_IT_FIRST
             message = f"model '{model.name}' derives from undefined model '{ref.text}'{hint}"
-            yield Diagnostic("warning", message, RULE_UNDEFINED_BASE, ref.span)
+            yield Diagnostic("error", message, RULE_UNDEFINED_BASE, ref.span)
 
 
 def check_undefined_link_targets(schema: Schema) -> Iterator[Diagnostic]:
     """A link to a model that no input defines."""
-    names = [m.name for m in schema.models]
+    names = _known_names(schema)
     for model in schema.models:
         for field in model.own_links:
             assert field.link is not None
@@ -73,7 +79,7 @@ def check_undefined_link_targets(schema: Schema) -> Iterator[Diagnostic]:
             message = (
                 f"link '{model.name}.{field.name}' points at undefined model '{ref.text}'{hint}"
             )
-            yield Diagnostic("warning", message, RULE_UNDEFINED_LINK_TARGET, ref.span)
+            yield Diagnostic("error", message, RULE_UNDEFINED_LINK_TARGET, ref.span)
 
 
 def check_duplicate_models(schema: Schema) -> Iterator[Diagnostic]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Literal
+from typing import Collection, Literal
 
 from ..diagnostics import TargetError
 from ..schema import Schema
@@ -43,9 +43,16 @@ class Graph:
     edges: tuple[Edge, ...]
 
 
-def build_graph(schema: Schema) -> Graph:
-    """Nodes in schema order (then peers that are not models of the schema), edges as in model-deps."""
+def build_graph(schema: Schema, files: Collection[str] | None = None) -> Graph:
+    """Nodes in schema order (then peers that are not models of the schema), edges as in model-deps.
+
+    With `files`, only the models of those files and what they link to: the built-in core,
+    read for a service file, would otherwise fill the picture.
+    """
     deps = model_deps(schema)
+    if files is not None:
+        keep = {m.name for m in schema.models if m.file in files}
+        deps = {name: links for name, links in deps.items() if name in keep}
     edges = tuple(
         Edge(model, peer, field) for model, links in deps.items() for peer, field, _ in links
     )
@@ -110,9 +117,11 @@ def render_svg(graph: Graph) -> str:
     return done.stdout
 
 
-def render_graph(schema: Schema, output_format: GraphFormat) -> str:
-    """The graph of `schema` as text in `output_format`."""
-    graph = build_graph(schema)
+def render_graph(
+    schema: Schema, output_format: GraphFormat, files: Collection[str] | None = None
+) -> str:
+    """The graph of `schema` (of the models of `files`, if given) as text in `output_format`."""
+    graph = build_graph(schema, files)
     if output_format == "svg":
         return render_svg(graph)
     if output_format == "mermaid":

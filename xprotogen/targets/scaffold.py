@@ -9,8 +9,9 @@ anything written. Two kinds of file:
 * user-owned (config, steps, policies, pull and event steps, tests, README, pyproject): written once,
   when missing, and never touched again, since that is where the user's work lives.
 
-Which models get a sync step: those of the service's own files (every input file except
-`core.xproto`, or core itself when it is the only input), minus abstract models (they
+Which models get a sync step: those of the service's own files (the last input file, or
+those `--service` names; earlier files are dependencies, and so is the built-in core when
+the inputs need it), minus abstract models (they
 have no table, so no objects to sync) and models whose `no_sync` option is true. XOS's
 checker also skips a model whose `no_sync` is any non-empty value, `False` included
 (reference 3.2, a quirk); here `no_sync = False` still gets a step. Model policies follow
@@ -28,6 +29,7 @@ from typing import Callable, Sequence
 
 from .. import ast
 from ..diagnostics import TargetError
+from ..output import write_atomically
 from ..options import MODEL_OPTIONS, Options
 from ..render import format_python, render
 from ..schema import Model, Schema
@@ -36,7 +38,6 @@ from .deps import render_model_deps
 from .docs import model_summary
 from .proto import LIFECYCLE_FIELDS, module_name, write_proto
 
-CORE_FILE = "core.xproto"
 # Whole directories the toolchain owns: a file in them that the plan lacks is stale.
 TOOLCHAIN_DIRS = ("api", "models")
 # Directories the config names: made even when empty, or the config would not load.
@@ -131,14 +132,19 @@ class WriteResult:
 
 
 def plan_scaffold(
-    schema: Schema, sources: Sequence[str | Path], *, project_dir: str | Path | None = None
+    schema: Schema,
+    sources: Sequence[str | Path],
+    *,
+    project_dir: str | Path | None = None,
+    service_files: Sequence[str] | None = None,
 ) -> ScaffoldPlan:
     """The project for `schema`, read from `sources` (the same files, in the same order).
 
     `project_dir`, where the project goes, lets its CI script name `sources` relative to it.
+    `service_files` (some of `sources`) get steps, policies and tests; by default the last.
     """
     paths = [Path(p) for p in sources]
-    own = service_files([str(p) for p in paths])
+    own = own_files([str(p) for p in paths], service_files)
     service = service_name(schema, own)
     steps = [_step_model(m) for m in synced_models(schema, own)]
     policies = [_step_model(m) for m in policed_models(schema, own)]
@@ -268,10 +274,22 @@ def _add_ci(
     add(".gitlab-ci.yml", render("scaffold/gitlab_ci.yml.j2", ident=ident), user_owned=True)
 
 
-def service_files(paths: Sequence[str]) -> list[str]:
-    """The inputs that make up the service: all but `core.xproto`, unless core is all there is."""
-    own = [p for p in paths if Path(p).name != CORE_FILE]
-    return own or list(paths)
+def own_files(paths: Sequence[str], chosen: Sequence[str] | None = None) -> list[str]:
+    """The inputs that make up the service: `chosen`, else the last one.
+
+    Earlier inputs are dependencies (core, or another service the models link to): steps
+    for their models would mark objects synced that this synchronizer never touched.
+    """
+    if not chosen:
+        return list(paths[-1:])
+    by_path = {Path(p).resolve(): p for p in paths}
+    own: list[str] = []
+    for name in chosen:
+        found = by_path.get(Path(name).resolve())
+        if found is None:
+            raise ScaffoldError(f"--service {name}: not one of the input files")
+        own.append(found)
+    return own
 
 
 def service_name(schema: Schema, own: Sequence[str]) -> str:
@@ -501,22 +519,9 @@ def write_project_files(
             continue
         if target.is_file() and target.read_bytes() == planned.data:
             continue  # unchanged: leave the timestamp alone
-        _write_atomically(target, planned.data)
+        write_atomically(target, planned.data)
         result.written.append(path)
     for path in stale_files(plan, root) if remove_stale else []:
         (root / path).unlink()
         result.removed.append(path)
     return result
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Bytes through a temporary file, so an interrupted run never leaves half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

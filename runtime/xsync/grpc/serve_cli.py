@@ -106,7 +106,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     message_limit = _message_limit(args, config)
     tls = _tls(args)
     try:
-        schema = load_schema(config.model_files)
+        schema = load_schema(config.model_files, core="auto")
     except XprotoError as exc:
         raise _Failure(str(exc).splitlines()[0]) from None
     try:
