@@ -161,6 +161,7 @@ def build_runtime(
     try:
         _check_core_version(config, accessor.store)
         _check_observed_models(steps, set(accessor.models))
+        _check_observed_models_record_syncs(steps, accessor.schema)
         _check_policy_models(policies, set(accessor.models))
         deps = _model_deps(
             config,
@@ -329,6 +330,26 @@ def _check_observed_models(steps: list[type[SyncStep]], models: set[str]) -> Non
             if name not in models:
                 raise StartupError(
                     f"step {step.__name__} observes {name!r}, which is not a model of models_dir"
+                )
+
+
+# What a sync needs to read and write on the object itself: without them a synced object
+# still looks outdated, and every pass would sync it again.
+SYNC_RECORD_FIELDS = ("updated", "enacted", "backend_code", "backend_status")
+
+
+def _check_observed_models_record_syncs(steps: list[type[SyncStep]], schema: Any) -> None:
+    for step in steps:
+        for name in step.observed_model_names():
+            model = schema.get(name)
+            missing = [
+                f for f in SYNC_RECORD_FIELDS if model is not None and model.field(f) is None
+            ]
+            if missing:
+                raise StartupError(
+                    f"step {step.__name__} observes {name!r}, which cannot record a sync "
+                    f"(no {', '.join(missing)} fields): derive {name} from XOSBase, the core "
+                    "model that carries them, or remove the step"
                 )
 
 
