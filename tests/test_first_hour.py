@@ -215,6 +215,17 @@ def test_a_step_for_a_model_that_cannot_record_a_sync_is_refused_at_start(tmp_pa
     ]
 
 
+def test_the_scaffold_writes_no_step_for_a_model_that_cannot_record_a_sync(tmp_path: Path) -> None:
+    (tmp_path / "bare.xproto").write_text(LIFELESS)
+    done = _xsgen("scaffold", "bare.xproto", "-o", "bare", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "xsgen scaffold: note: Thing: no sync step, since it cannot record a sync (no updated, "
+        "enacted, backend_code, backend_status fields); derive it from XOSBase to synchronize it"
+    ]
+    assert list((tmp_path / "bare" / "steps").iterdir()) == []
+
+
 def test_dependencies_get_no_steps_unless_named(tmp_path: Path) -> None:
     base = tmp_path / "infra.xproto"
     base.write_text(
@@ -227,9 +238,9 @@ def test_dependencies_get_no_steps_unless_named(tmp_path: Path) -> None:
     )
     paths = [str(base), str(service)]
     schema = load_schema(paths, core="auto")
-    assert [m.name for m in synced_models(schema, own_files(paths))] == ["Server"]
-    both = own_files(paths, [str(base), str(service)])
-    assert [m.name for m in synced_models(schema, both)] == ["Rack", "Server"]
+    default = [m.name for m in synced_models(schema, own_files(paths))]
+    named = [m.name for m in synced_models(schema, own_files(paths, [str(base), str(service)]))]
+    assert (default, named) == (["Server"], ["Rack", "Server"])
 
 
 def test_naming_a_service_file_that_is_not_an_input_is_one_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import corpus_file, run_cli
+from conftest import CORE_XPROTO, run_cli
 from xsync import backend_state as bs
 from xsync.backoff import BackoffPolicy, RetryBook
 from xsync.connect import ModelAccessor, connect
@@ -79,7 +79,7 @@ def project(tmp_path: Path) -> Path:
     ):
         (tmp_path / folder).mkdir(exist_ok=True)
         (tmp_path / folder / name).write_text(text)
-    (tmp_path / "models" / "core.xproto").write_text(corpus_file("core").read_text())
+    (tmp_path / "models" / "core.xproto").write_text(CORE_XPROTO.read_text())
     options = {
         "name": "cloud",
         "models_dir": "models",

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from conftest import corpus_file
+from conftest import CORE_XPROTO
 from kafka_fixture import kafka_endpoint  # noqa: F401 - a fixture
 from xsync import connect
 from xsync.config import load_config
@@ -80,7 +80,7 @@ class Folder:
         data: dict[str, Any] = {
             "name": "demo",
             "models_dir": str(self.dir / "models"),
-            "models": [str(corpus_file("core")), str(self.dir / "models" / "demo.xproto")],
+            "models": [str(CORE_XPROTO), str(self.dir / "models" / "demo.xproto")],
             "store": f"sqlite:///{self.root / 'demo.db'}",
             "backoff_base_seconds": 0.05,
             "backoff_cap_seconds": 0.1,

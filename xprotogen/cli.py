@@ -278,6 +278,8 @@ def _run_scaffold(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     plan = plan_scaffold(schema, args.files, project_dir=args.output, service_files=args.service)
+    for note in plan.notes:
+        print(f"xsgen scaffold: note: {note}", file=sys.stderr)
     if args.check:
         drift = compare(plan, args.output)
         for line in drift.lines():

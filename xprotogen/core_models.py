@@ -22,6 +22,17 @@ CORE_FILE_NAME = "core.xproto"
 BUILTIN_CORE_PATH = Path(__file__).with_name(CORE_FILE_NAME)
 
 
+# What a model needs to record a sync on its objects (XOSBase carries them): without them a
+# synced object still looks outdated, so a sync step would sync it again on every pass.
+SYNC_RECORD_FIELDS = ("updated", "enacted", "backend_code", "backend_status")
+
+
+def missing_sync_record_fields(field_names: Iterable[str]) -> list[str]:
+    """The fields of `SYNC_RECORD_FIELDS` a model with `field_names` lacks."""
+    have = set(field_names)
+    return [name for name in SYNC_RECORD_FIELDS if name not in have]
+
+
 def builtin_core_text() -> str:
     """The source of the built-in core, as `xsgen core` prints it."""
     return BUILTIN_CORE_PATH.read_text(encoding="utf-8")

@@ -333,18 +333,17 @@ def _check_observed_models(steps: list[type[SyncStep]], models: set[str]) -> Non
                 )
 
 
-# What a sync needs to read and write on the object itself: without them a synced object
-# still looks outdated, and every pass would sync it again.
-SYNC_RECORD_FIELDS = ("updated", "enacted", "backend_code", "backend_status")
-
-
 def _check_observed_models_record_syncs(steps: list[type[SyncStep]], schema: Any) -> None:
+    # A synced object of a model without these fields still looks outdated: every pass
+    # would sync it again.
+    from xprotogen.core_models import missing_sync_record_fields
+
     for step in steps:
         for name in step.observed_model_names():
             model = schema.get(name)
-            missing = [
-                f for f in SYNC_RECORD_FIELDS if model is not None and model.field(f) is None
-            ]
+            if model is None:
+                continue
+            missing = missing_sync_record_fields(f.name for f in model.fields)
             if missing:
                 raise StartupError(
                     f"step {step.__name__} observes {name!r}, which cannot record a sync "

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import ast
+from ..core_models import missing_sync_record_fields
 from ..diagnostics import TargetError
 from ..output import write_atomically
 from ..options import MODEL_OPTIONS, Options
@@ -93,6 +94,7 @@ class ScaffoldPlan:
     service: str
     files: dict[str, PlannedFile]
     step_models: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what the user should know about the plan, one line each
 
 
 @dataclass(slots=True)
@@ -237,7 +239,8 @@ def plan_scaffold(
         user_owned=True,
     )
     _add_ci(add, service, ident, paths, own, project_dir)
-    return ScaffoldPlan(service, plan, tuple(m.name for m in steps))
+    notes = tuple(unsyncable_models(schema, own))
+    return ScaffoldPlan(service, plan, tuple(m.name for m in steps), notes)
 
 
 def _add_ci(
@@ -309,8 +312,27 @@ def service_name(schema: Schema, own: Sequence[str]) -> str:
 
 
 def synced_models(schema: Schema, own: Sequence[str]) -> list[Model]:
-    """The service's models that get a sync step."""
-    return [m for m in _concrete(schema, own) if not m.options.flag("no_sync")]
+    """The service's models that get a sync step: those that can record a sync."""
+    return [
+        m
+        for m in _concrete(schema, own)
+        if not m.options.flag("no_sync") and not unsyncable_fields(m)
+    ]
+
+
+def unsyncable_fields(model: Model) -> list[str]:
+    """The lifecycle fields `model` lacks to record a sync; empty when it has them all."""
+    return missing_sync_record_fields(f.name for f in model.fields)
+
+
+def unsyncable_models(schema: Schema, own: Sequence[str]) -> list[str]:
+    """One line per service model left without a step because it cannot record a sync."""
+    return [
+        f"{m.name}: no sync step, since it cannot record a sync (no "
+        f"{', '.join(unsyncable_fields(m))} fields); derive it from XOSBase to synchronize it"
+        for m in _concrete(schema, own)
+        if not m.options.flag("no_sync") and unsyncable_fields(m)
+    ]
 
 
 def policed_models(schema: Schema, own: Sequence[str]) -> list[Model]:
