@@ -193,7 +193,7 @@ def test_simpleexampleservice_gets_a_step_per_model_and_samples_that_sync() -> N
 
 OPTIONS_XPROTO = """
 option app_label = "opts";
-message Base {
+message Base (XOSBase) {
     option abstract = True;
     required string name = 1;
 }
@@ -217,7 +217,7 @@ def test_abstract_and_no_sync_models_get_no_step_and_no_policy_follows_its_optio
 ) -> None:
     source = tmp_path / "opts.xproto"
     source.write_text(OPTIONS_XPROTO)
-    plan = plan_scaffold(load_schema([source]), [source])
+    plan = plan_scaffold(load_schema([source], core="auto"), [source])
     steps = sorted(p for p in plan.files if p.startswith("steps/"))
     policies = sorted(p for p in plan.files if p.startswith("model_policies/"))
     assert steps == [
@@ -349,7 +349,8 @@ def test_stale_toolchain_files_are_reported_then_removed(
     assert xsgen(str(source), "-o", str(project)).returncode == 0
     assert not (project / "api" / "old_pb2.py").exists()
     assert (project / "steps" / "sync_gone.py").exists()
-    assert compare(plan_scaffold(load_schema([source]), [source]), project).lines() == []
+    plan = plan_scaffold(load_schema([source], core="auto"), [source])
+    assert compare(plan, project).lines() == []
 
 
 def test_check_on_a_missing_directory_lists_everything_and_creates_nothing(
@@ -366,7 +367,7 @@ def test_check_on_a_missing_directory_lists_everything_and_creates_nothing(
 
 def test_two_inputs_with_the_same_file_name_are_one_line_and_exit_1(tmp_path: Path) -> None:
     other = tmp_path / "hello.xproto"
-    other.write_text("message Other {\n    required string name = 1;\n}\n")
+    other.write_text("message Other {\n    required string name = 2;\n}\n")
     result = xsgen(str(HELLO), str(other), "-o", str(tmp_path / "out"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "same file name" in result.stderr
