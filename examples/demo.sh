@@ -52,20 +52,6 @@ run_and_show "$BUILD/noticeboard/config.yaml"
 "$BIN/python" examples/show_objects.py "$BUILD/noticeboard/config.yaml" Ink Notice Poster
 for page in "$BUILD"/noticeboard/site/*.html; do echo "$page: $(cat "$page")"; done
 
-# --- a real CORD synchronizer, its Python files unchanged (XOS drop-in) ---------------------
-XOS_SES=../shared/xos-synchronizers/simpleexampleservice/xos/synchronizer
-if [ -d "$XOS_SES" ]; then
-    say "xsgen scaffold --from-xos $XOS_SES core.xproto kubernetes.xproto -o $BUILD/xos-ses"
-    "$BIN/xsgen" scaffold --from-xos "$XOS_SES" "$CORPUS/core.xproto" "$CORPUS/kubernetes.xproto" -o "$BUILD/xos-ses" | tail -n 1
-    sed -i 's|^  level: INFO|  level: WARNING|' "$BUILD/xos-ses/config.yaml"
-    say "populate"
-    "$BIN/python" examples/xos-simpleexampleservice/populate.py "$BUILD/xos-ses/config.yaml"
-    echo "(no event_bus in this config: its Kafka event step does not run, and XOS's error line says so)"
-    run_and_show "$BUILD/xos-ses/config.yaml"
-    say "what the synchronizer's own model policy built"
-    "$BIN/python" examples/show_objects.py "$BUILD/xos-ses/config.yaml" KubernetesServiceInstance KubernetesConfigMap KubernetesSecret
-fi
-
 # --- the generated tests and the regeneration check ------------------------------------------
 say "the generated tests of hello (as generated, on a fresh store)"
 "$BIN/xsgen" scaffold examples/hello/hello.xproto -o "$BUILD/hello-pristine" >/dev/null

@@ -55,7 +55,7 @@ def test_make_demo_runs_in_a_copy_without_shared_beside_it(tmp_path: Path) -> No
     out = done.stdout
     assert "shared" not in out + done.stderr
     # The noticeboard: the policy built 3 posters; the bad ink holds back its notice and poster.
-    assert "Poster 8 waits for Notice 5 -> Ink 3" in out
+    assert "Poster 8 -> Notice 5 -> Ink 3" in out
     pages = sorted((copy / "examples" / "build" / "noticeboard" / "site").glob("*.html"))
     assert len(pages) == 2
     assert "Summer fete on Saturday" in pages[0].read_text()
