@@ -108,7 +108,7 @@ class Hello:
 
 @pytest.fixture
 def hello(tmp_path: Path) -> Iterator[Hello]:
-    schema = load_schema([HELLO])
+    schema = load_schema([HELLO], core="auto")  # as xsync reads the config's models
     store = open_store(f"sqlite:///{tmp_path / 'hello.db'}", schema)
     yield Hello(store, schema)
     store.close()
