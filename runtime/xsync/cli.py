@@ -171,8 +171,14 @@ def _run(args: argparse.Namespace) -> int:
 
     metrics = Metrics()
     config = _load(args.config)
-    log = _setup_logging(config, args.log_level)
-    runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
+    single = _single_runner_lock(config)
+    try:
+        log = _setup_logging(config, args.log_level)
+        runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
+    except BaseException:
+        if single is not None:
+            single.release()
+        raise
     log.info(runtime.summary(), extra={"config": str(config.path)})
     warning = plaintext_warning(config)
     if warning is not None:
@@ -224,7 +230,21 @@ def _run(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
         runtime.close()
+        if single is not None:
+            single.release()
         stopper.finished()
+
+
+def _single_runner_lock(config: Any) -> Any:
+    """The SQLite store's runner lock (None for a core or PostgreSQL): one runner per file."""
+    from .runner_lock import SecondRunner, hold_single_runner
+
+    if config.accessor is not None:
+        return None
+    try:
+        return hold_single_runner(config.store)
+    except SecondRunner as exc:
+        raise _Failure(str(exc)) from None
 
 
 def _status(args: argparse.Namespace) -> int:
