@@ -196,7 +196,9 @@ def _run(args: argparse.Namespace) -> int:
         reaper=runtime.reaper,
         events=build_event_engine(runtime, log, metrics),
         events_timeout=args.timeout or 30.0,
+        leadership=runtime.leadership,
     )
+    runtime.start_sharing()
     stopper = GracefulStop(
         runner.request_stop,
         grace=config.stop_grace_seconds,

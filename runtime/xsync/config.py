@@ -111,6 +111,9 @@ class Config:
     step_timeout_seconds: float = 300.0
     # Seconds a stopping runner gives the steps in flight before it abandons them and exits.
     stop_grace_seconds: float = 10.0
+    # With several runners (PostgreSQL, or a core): how long a runner's leases on objects and
+    # on the leadership last without renewal, so how soon a dead runner's work is taken over.
+    lease_seconds: float = 15.0
 
     @property
     def directory(self) -> Path:
@@ -138,6 +141,7 @@ _TOP_KEYS = (
     "loop_interval_seconds",
     "step_timeout_seconds",
     "stop_grace_seconds",
+    "lease_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password", "tls")
 _TLS_KEYS = ("ca", "cert", "key", "server_name")
@@ -276,6 +280,7 @@ class _Reader:
             loop_interval_seconds=self.optional(top, "loop_interval_seconds", self.positive) or 5.0,
             step_timeout_seconds=self.optional(top, "step_timeout_seconds", self.positive) or 300.0,
             stop_grace_seconds=self.optional(top, "stop_grace_seconds", self.positive) or 10.0,
+            lease_seconds=self.optional(top, "lease_seconds", self.positive) or 15.0,
         )
 
     # --- structure ----------------------------------------------------------------------

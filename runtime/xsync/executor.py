@@ -25,6 +25,7 @@ class Outcome(Enum):
     DEFERRED = "deferred"
     HELD = "held"  # not run: something it waits for failed, deferred or is backing off
     SKIPPED = "skipped"  # not runnable this pass (backing off)
+    ELSEWHERE = "elsewhere"  # not run: another runner holds its lease (see `claims`)
 
 
 class StopFlag(Protocol):
@@ -36,6 +37,9 @@ class StopFlag(Protocol):
 # Runs one object; returns SYNCED, FAILED or DEFERRED. It must not raise: the caller turns
 # exceptions from user code into outcomes. Anything that still escapes counts as FAILED.
 RunOne = Callable[[Key], Outcome]
+# Takes the leases of a batch of ready objects; returns those taken (see `claims`). The others
+# are not run in this pass: another runner has them.
+Claim = Callable[[list[Key]], set[Key]]
 
 
 @dataclass(slots=True)
@@ -68,19 +72,33 @@ def execute_plan(
     *,
     max_workers: int = 4,
     stop: StopFlag | None = None,
+    claim: Claim | None = None,
+    claim_batch: int = 4,
 ) -> Execution:
     """Run every runnable object of `plan` after the objects it waits for have synced.
 
     Blocks until every object has an outcome, or, once `stop` is set, until the objects
-    already started have finished; objects never started then have no outcome.
+    already started have finished; objects never started then have no outcome. With
+    `claim`, an object runs only once claimed: a worker claims up to `claim_batch` ready
+    objects at a time, and those it cannot claim end ELSEWHERE (their dependents HELD).
     """
-    return _Run(plan, run_one, stop).execute(max(1, max_workers))
+    return _Run(plan, run_one, stop, claim, max(1, claim_batch)).execute(max(1, max_workers))
 
 
 class _Run:
-    def __init__(self, plan: Plan, run_one: RunOne, stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        run_one: RunOne,
+        stop: StopFlag | None,
+        claim: Claim | None = None,
+        claim_batch: int = 4,
+    ) -> None:
         self.plan = plan
         self.run_one = run_one
+        self.claim = claim
+        self.claim_batch = claim_batch
+        self.claimed: set[Key] = set()
         self.stop = stop
         self.result = Execution()
         self.lock = threading.Lock()
@@ -127,6 +145,8 @@ class _Run:
                     return
                 key = self.ready.popleft()
                 self.running += 1
+            if self.claim is not None and key not in self.claimed and not self._claimed(key):
+                continue
             outcome = self._run_guarded(key)
             with self.lock:
                 self.running -= 1
@@ -136,6 +156,31 @@ class _Run:
                     self.wakeup.notify_all()
                 elif len(self.ready) > before:
                     self.wakeup.notify()
+
+    def _claimed(self, key: Key) -> bool:
+        """Claim `key` with a batch of the ready objects behind it (lock not held); whether
+        `key` is ours. The batch's other claimed objects go back to the front of the queue."""
+        assert self.claim is not None
+        with self.lock:
+            batch = [key]
+            while self.ready and len(batch) < self.claim_batch:
+                batch.append(self.ready.popleft())
+        try:
+            taken = self.claim(batch)
+        except Exception:  # noqa: BLE001 - the claimer reports; nothing is run unclaimed
+            taken = set()
+        with self.lock:
+            self.claimed.update(taken)
+            for other in reversed(batch[1:]):
+                if other in taken:
+                    self.ready.appendleft(other)
+            for lost in batch:
+                if lost not in taken:
+                    if lost == key:
+                        self.running -= 1
+                    self._finish(lost, Outcome.ELSEWHERE)
+            self.wakeup.notify_all()
+        return key in taken
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .backoff import RECONNECT, BackoffPolicy, Register, RetryBook, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
 from .bounded import time_limit_problem
+from .claims import Claims, Leadership, runner_id
 from .config import Config
 from .engines.policies import PolicyEngine, PolicyPassReport
 from .engines.pull import PullScheduler
@@ -63,6 +64,16 @@ class Runtime:
     pull_scheduler: PullScheduler | None = None
     compat: XOSCompat | None = None
     reaper: Reaper | None = None
+    # Several runners share the work (PostgreSQL or a core): leases on objects, one leader.
+    claims: Claims | None = None
+    leadership: Leadership | None = None
+
+    def start_sharing(self) -> None:
+        """Take part in the sharing: renew leases, seek the leadership (no-op for one runner)."""
+        if self.claims is not None:
+            self.claims.start()
+        if self.leadership is not None:
+            self.leadership.start()
 
     @property
     def observed_models(self) -> list[str]:
@@ -86,6 +97,10 @@ class Runtime:
         return f"started {config.name}: {'; '.join(parts)}"
 
     def close(self) -> None:
+        if self.claims is not None:
+            self.claims.stop()
+        if self.leadership is not None:
+            self.leadership.stop()
         if self.compat is not None:
             self.compat.close()
         self.accessor.close()
@@ -213,7 +228,7 @@ def build_runtime(
         hold=_deletion_hold(policy_engine),
         log=log,
     )
-    return Runtime(
+    runtime = Runtime(
         config,
         accessor,
         accessor.store,
@@ -228,6 +243,33 @@ def build_runtime(
         compat,
         reaper,
     )
+    try:
+        _share_work(runtime, log)
+    except StartupError:
+        runtime.close()
+        raise
+    return runtime
+
+
+def _share_work(runtime: Runtime, log: logging.Logger | None) -> None:
+    """With a store several runners may share, work under leases (see `claims`)."""
+    store = runtime.store
+    leases = getattr(store, "leases", None)
+    if leases is None or not getattr(store, "shared_by_runners", False):
+        return
+    try:
+        leases.clock()
+    except StoreError as exc:
+        raise StartupError(
+            f"{_store_problem(runtime.config, exc)} (runners share work through the store's "
+            "leases; a core older than this xsync does not serve them)"
+        ) from None
+    holder = runner_id()
+    seconds = runtime.config.lease_seconds
+    name = runtime.config.name
+    runtime.claims = Claims(leases, name, holder=holder, lease_seconds=seconds, log=log)
+    runtime.engine.claims = runtime.claims
+    runtime.leadership = Leadership(leases, name, holder, lease_seconds=seconds, log=log)
 
 
 def dead_letter_topic(config: Config) -> str:
@@ -395,8 +437,11 @@ class Runner:
         reaper: Reaper | None = None,
         events: EventEngine | None = None,
         events_timeout: float = 30.0,
+        leadership: Leadership | None = None,
     ) -> None:
         self.engine = engine
+        # With several runners, only the leader runs policies, pull steps and the reaper.
+        self.leadership = leadership
         self.policies = policies
         self.pulls = pulls
         self.reaper = reaper
@@ -429,14 +474,16 @@ class Runner:
         if self.events is not None and self._pull_in_pass:
             # SIGTERM (request_stop) ends the wait for events too.
             self.last_events = self.events.consume_available(self.events_timeout, self.stop)
-        if self.policies is not None:
+        leading = self.leading()
+        self.last_policy_pass = None
+        if self.policies is not None and leading:
             self.last_policy_pass = self.policies.run_pass(self.stop)
-        if self.pulls is not None and self._pull_in_pass:
+        if self.pulls is not None and self._pull_in_pass and leading:
             self.pulls.run_due()
         report = self.engine.run_pass(self.stop)
         if report.lost is not None:
             raise report.lost
-        if self.reaper is not None and not self.stop.is_set():
+        if self.reaper is not None and not self.stop.is_set() and leading:
             report.reaped = self.reaper.run_pass()
         self.log.debug(
             "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
@@ -445,16 +492,31 @@ class Runner:
             self.on_pass(report)
         return report
 
+    def leading(self) -> bool:
+        """Whether this runner runs what must run once (always, when it runs alone)."""
+        return self.leadership is None or self.leadership.is_leader()
+
     def run_until_idle(self, *, timeout: float | None = None) -> bool:
-        """Passes until one has nothing to do but wait for backoffs; False on timeout or stop."""
+        """Passes until one has nothing to do but wait for backoffs; False on timeout or stop.
+
+        With several runners, objects another runner holds are not idle work: passes go on
+        (a short wait apart) until they are done, or taken over when their runner died.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop.is_set():
             report = self.run_once()
-            if report.worked == 0 and self._policies_worked() == 0 and self.last_events == 0:
+            idle = report.worked == 0 and self._policies_worked() == 0 and self.last_events == 0
+            if idle and report.elsewhere == 0:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            if idle:
+                self.stop.wait(self._elsewhere_wait())
         return False
+
+    def _elsewhere_wait(self) -> float:
+        claims = self.engine.claims
+        return min(1.0, claims.lease_seconds / 4) if claims is not None else 0.0
 
     def run_forever(self, *, timeout: float | None = None) -> None:
         """Until `request_stop` (or `timeout`): a pass whenever the store changes, a backoff
@@ -464,6 +526,8 @@ class Runner:
         watcher.start()
         self._pull_in_pass = False
         if self.pulls is not None:
+            if self.leadership is not None:
+                self.pulls.gate = self.leading
             self.pulls.start()
         if self.events is not None:
             self.events.start()

@@ -26,6 +26,7 @@ MonotonicClock = Callable[[], float]
 # The shortest interval honoured, so that a step asking for 0 cannot spin a core.
 MIN_INTERVAL = 0.01
 DEFAULT_PULL_TIMEOUT = 300.0
+GATE_RECHECK = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,9 @@ class PullScheduler:
         self._due: dict[type[PullStep], float] = {step: float("-inf") for step in self.steps}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # With several runners, the background loop runs steps only while this says so (the
+        # runner leads); it asks again every `GATE_RECHECK` seconds meanwhile.
+        self.gate: Callable[[], bool] | None = None
 
     def run_due(self) -> list[PullRun]:
         """Run every step that is due now, in load order; schedule each one's next run."""
@@ -95,6 +99,9 @@ class PullScheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.gate is not None and not self.gate():
+                self._stop.wait(GATE_RECHECK)
+                continue
             try:
                 self.run_due()
             except Exception as exc:  # noqa: BLE001 - the scheduler must outlive anything

@@ -16,13 +16,22 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import backend_state
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..backend_state import exception_message, last_message, sync_register
+from ..claims import Claims
 from ..bounded import StepTimeout, call_user_code, time_limit
 from ..tracebacks import user_traceback
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
 from ..steps import DeferredException, InnocuousException, SyncStep
-from ..store.base import STORE_DOWN, Actor, PendingQuery, Record, Store, StoreError
+from ..store.base import (
+    STORE_DOWN,
+    Actor,
+    PendingQuery,
+    Record,
+    Store,
+    StoreError,
+    Unavailable,
+)
 
 # Turns a store record of `model` into the object steps receive (an ORM object).
 ObjectFactory = Callable[[str, Record], Any]
@@ -55,6 +64,8 @@ class PassReport:
     next_retry: float | None = None  # earliest next_run of an object backing off
     seconds: float = 0.0
     reaped: int = 0  # deleted objects of models without a step, purged by the reaper
+    # Objects not run because another runner held their lease (see `claims`).
+    elsewhere: int = 0
     # The store stopped answering (or refused us) during the pass, which then ended early:
     # no object was failed for it, and nothing per object was logged.
     lost: StoreError | None = None
@@ -109,8 +120,11 @@ class SyncEngine:
         log: logging.Logger | None = None,
         hold_deletion: Callable[[str, Any], bool] | None = None,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
+        claims: Claims | None = None,
     ) -> None:
         self.store = store
+        # With several runners: objects run only under this runner's lease on them.
+        self.claims = claims
         # Each call into a step gets the step's `timeout_seconds`, else this many seconds.
         self.step_timeout = step_timeout
         self.steps = list(steps)
@@ -153,6 +167,8 @@ class SyncEngine:
         return Outcome.SKIPPED
 
     def _run(self, deletion: bool, report: PassReport, stop: _Halt) -> dict[Key, Outcome]:
+        if self.claims is not None and not self._begin_read():
+            return {}
         work = self._fetch(deletion, report)
         if self._lost is not None:
             return {}
@@ -163,12 +179,70 @@ class SyncEngine:
         resolve = None if deletion else self._resolver({w.model for w in work.values()})
         plan = plan_sync(items, deletion=deletion, resolve=resolve)
         run_one = self._delete_one if deletion else self._sync_one
-        execution = execute_plan(
-            plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
-        )
+        if self.claims is None:
+            execution = execute_plan(
+                plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
+            )
+        else:
+            execution = execute_plan(
+                plan,
+                lambda key: self._run_leased(run_one, work[key]),
+                max_workers=self.max_workers,
+                stop=stop,
+                claim=self._claim,
+                claim_batch=self.max_workers,
+            )
+            self._release_finished()
+            report.elsewhere += sum(
+                1 for o in execution.outcomes.values() if o is Outcome.ELSEWHERE
+            )
         if self._lost is None:
             self._record_held(execution, work, deletion)
         return execution.outcomes
+
+    # --- leases (several runners) ------------------------------------------------------
+
+    def _begin_read(self) -> bool:
+        assert self.claims is not None
+        try:
+            self.claims.begin_read()
+        except STORE_DOWN as exc:
+            self._store_down(exc)
+            return False
+        except StoreError as exc:
+            self._store_down(Unavailable(f"cannot read the store's clock: {exc}"))
+            return False
+        return True
+
+    def _claim(self, keys: list[Key]) -> set[Key]:
+        assert self.claims is not None
+        try:
+            taken = self.claims.claim(key[1] for key in keys)
+        except STORE_DOWN as exc:
+            self._store_down(exc)
+            return set()
+        except StoreError as exc:
+            self.log.warning("claiming objects failed", extra={"error": exception_message(exc)})
+            return set()
+        return {key for key in keys if key[1] in taken}
+
+    def _run_leased(self, run_one: Callable[[_Work], Outcome], work: _Work) -> Outcome:
+        assert self.claims is not None
+        if not self.claims.live():
+            # The leases could not be renewed: another runner may have taken this one over.
+            return Outcome.ELSEWHERE
+        try:
+            return run_one(work)
+        finally:
+            self.claims.finished(work.id)
+
+    def _release_finished(self) -> None:
+        assert self.claims is not None
+        try:
+            self.claims.flush()
+        except StoreError as exc:
+            # The leases end by themselves after lease_seconds.
+            self.log.warning("releasing leases failed", extra={"error": exception_message(exc)})
 
     def _fetch(self, deletion: bool, report: PassReport) -> dict[Key, _Work]:
         """Pending objects of every step, one entry per object (several steps may share it)."""
@@ -424,6 +498,8 @@ class SyncEngine:
                 continue
             root = execution.root_cause(key)
             assert root is not None
+            if execution.outcomes.get(root) is Outcome.ELSEWHERE:
+                continue  # another runner works on what it waits for: nothing is wrong
             held, cause = work[key], work[root]
             changes = backend_state.held_back(
                 status=getattr(held.obj, "backend_status", None),

@@ -29,6 +29,7 @@ from .base import (
     StoreError,
 )
 from .filters import conditions, ordering, sort_key_names
+from .leases import SqlLeases, lease_tables
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
 from .model_guard import MODELS_KEY, check_models, model_record
@@ -139,6 +140,9 @@ class SqlStore:
         self._postgres = engine.dialect.name == "postgresql"
         self._memory = memory
         self._write_lock = threading.RLock()
+        lease_tables(metadata)
+        # Object and leader leases of the runners sharing a synchronizer (see `leases`).
+        self.leases = SqlLeases(engine, self._write_lock)
         self._committed = threading.Condition()
         self._commit_count = 0
         self._clock = Clock()
@@ -163,6 +167,11 @@ class SqlStore:
         )
         # On SQLite, creates run on one raw connection kept for them (see `_create_checked`).
         self._raw_writer: tuple[Any, SqliteWrites, Any] | None = None
+
+    @property
+    def shared_by_runners(self) -> bool:
+        """Whether several runners may work on this store at once (PostgreSQL; SQLite serves one)."""
+        return self._postgres
 
     # --- set-up -----------------------------------------------------------------------
 

@@ -1,0 +1,158 @@
+"""Several runners share one synchronizer's work over a real PostgreSQL store.
+
+Real `xsync run` processes; each step call logs its start and end with the process id, so
+the tests can check that no object was ever inside `sync_record` in two runners at once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from multi_runner import CallLog, kill, make_runner_project, start_runner, stop_all
+from pg import fresh_schema
+from xsync.connect import connect
+from xsync.store.base import PendingQuery
+
+REGIONS, CLUSTERS = 60, 240  # 300 objects, every Cluster waits for its Region
+
+
+@pytest.fixture
+def store_url() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url
+
+
+def runner_configs(root: Path, store: str, count: int, **extra: Any) -> list[Path]:
+    """One config per runner, identical but for the file each one logs to."""
+    base = make_runner_project(root, store, **extra)
+    options = json.loads(base.read_text())
+    configs = []
+    for index in range(count):
+        options["logging"] = {"level": "INFO", "format": "json", "destination": f"runner-{index}.log"}
+        path = root / f"sync-{index}.yaml"
+        path.write_text(json.dumps(options))
+        configs.append(path)
+    return configs
+
+
+def runner_log(root: Path, index: int) -> list[dict[str, Any]]:
+    text = (root / f"runner-{index}.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def started(root: Path, index: int) -> bool:
+    log = root / f"runner-{index}.log"
+    return log.exists() and '"started cloud' in log.read_text()
+
+
+def wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def create_objects(config: Path) -> dict[int, int]:
+    """The Regions and Clusters; returns each Cluster's Region."""
+    with connect(config) as api:
+        regions = api.store.create_many("Region", [{"name": f"r{i}"} for i in range(REGIONS)])
+        clusters = api.store.create_many(
+            "Cluster",
+            [
+                {"name": f"c{i}", "region_id": regions[i % REGIONS]["id"]}
+                for i in range(CLUSTERS)
+            ],
+        )
+    return {c["id"]: c["region_id"] for c in clusters}
+
+
+def pending(config: Path) -> int:
+    with connect(config) as api:
+        return sum(
+            len(api.store.pending(model, PendingQuery.DIRTY_OBJECTS))
+            for model in ("Region", "Cluster")
+        )
+
+
+def check_dependency_order(log: CallLog, region_of: dict[int, int]) -> None:
+    calls = log.by_object()
+    for cluster, region in region_of.items():
+        region_done = min(c.end for c in calls[("Region", region)] if c.end is not None)
+        assert min(c.start for c in calls[("Cluster", cluster)]) >= region_done, (cluster, region)
+
+
+def test_runners_share_the_work_without_overlap_and_in_dependency_order(
+    tmp_path: Path, store_url: str
+) -> None:
+    configs = runner_configs(tmp_path, store_url, 3, sleep=0.01)
+    runners = [start_runner(config, "--timeout", "40") for config in configs]
+    try:
+        for index in range(3):
+            wait(lambda: started(tmp_path, index), 30, f"runner {index}'s start")
+        region_of = create_objects(configs[0])
+        wait(lambda: pending(configs[0]) == 0, 30, "every object synced")
+        log = CallLog.read(tmp_path / "calls.log")
+        assert log.overlaps() == []
+        synced = log.by_object()
+        assert len(synced) == REGIONS + CLUSTERS
+        # Each object exactly once: a runner never syncs from a copy older than another's work.
+        assert [k for k, calls in synced.items() if len(calls) > 1] == []
+        assert len(log.pids()) >= 2, "the work was not shared"
+        check_dependency_order(log, region_of)
+    finally:
+        stop_all(runners)
+
+
+def test_sigkilled_runners_work_is_taken_over_and_nothing_is_lost(
+    tmp_path: Path, store_url: str
+) -> None:
+    rng = random.Random(14)
+    configs = runner_configs(tmp_path, store_url, 4, sleep=0.03, max_workers=2)
+    runners = [start_runner(config, "--timeout", "60") for config in configs[:3]]
+    killed: dict[int, float] = {}
+    try:
+        for index in range(3):
+            wait(lambda: started(tmp_path, index), 30, f"runner {index}'s start")
+        region_of = create_objects(configs[0])
+        total = REGIONS + CLUSTERS
+        calls = tmp_path / "calls.log"
+        for done_share, replace in ((0.2, True), (0.5, False)):
+            wait(
+                lambda: len(CallLog.read(calls).by_object()) >= done_share * total,
+                30,
+                f"{done_share:.0%} of the objects started",
+            )
+            alive = [r for r in runners if r.poll() is None]
+            victim = rng.choice(alive)
+            killed[victim.pid] = kill(victim)
+            if replace:
+                runners.append(start_runner(configs[3], "--timeout", "60"))
+        wait(lambda: pending(configs[0]) == 0, 40, "every object synced after the kills")
+        log = CallLog.read(calls, killed)
+        assert log.overlaps() == []
+        synced = log.by_object()
+        assert len(synced) == total
+        # Synced twice only if a killed runner had it in flight: its step was called, but the
+        # runner did not live to save the result (and log it, which it does right after).
+        saved_by_killed = {
+            (line["model"], line["id"])
+            for index, runner in enumerate(runners)
+            if runner.pid in killed
+            for line in runner_log(tmp_path, index)
+            if line.get("message") == "sync" and line.get("outcome") == "synced"
+        }
+        in_flight = {c.key for c in log.calls if c.pid in killed} - saved_by_killed
+        twice = {k for k, cs in synced.items() if len(cs) > 1}
+        assert twice <= in_flight
+        assert len(twice) <= 2 * 2 + 2  # the workers of the two killed runners, and a margin
+        check_dependency_order(log, region_of)
+    finally:
+        stop_all(runners)
