@@ -3,38 +3,68 @@
 What synchronizer authors and scripts use: the step base classes, `connect` to reach the
 models, the config, and the engines for embedding the runtime in a program of your own.
 Everything else in the package is private.
+
+The public names below load their module on first use, as `xprotogen`'s do, so that importing
+one light part (a step base class, the config) does not load the store's SQL backend.
 """
 
-from xsync.config import Config, ConfigError, load_config
-from xsync.connect import ModelAccessor, connect
-from xsync.engines.policies import PolicyEngine
-from xsync.engines.pull import PullScheduler
-from xsync.engines.sync import PassReport, SyncEngine
-from xsync.events import Event, EventStep
-from xsync.orm import Manager, ModelObject, RelatedManager, make_model_classes
-from xsync.policy import Policy
-from xsync.pullstep import PullStep
-from xsync.steps import DeferredException, InnocuousException, SyncStep
+from __future__ import annotations
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "DeferredException",
-    "Event",
-    "EventStep",
-    "InnocuousException",
-    "Manager",
-    "ModelAccessor",
-    "ModelObject",
-    "PassReport",
-    "Policy",
-    "PolicyEngine",
-    "PullScheduler",
-    "PullStep",
-    "RelatedManager",
-    "SyncEngine",
-    "SyncStep",
-    "connect",
-    "load_config",
-    "make_model_classes",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# `connect` is loaded now, not on first use: the function has its module's name, and importing
+# the module `xsync.connect` (as the runner does) would rebind `xsync.connect` to the module.
+from .connect import ModelAccessor as ModelAccessor
+from .connect import connect as connect
+
+if TYPE_CHECKING:
+    # `X as X`: the explicit re-export mypy --strict looks for in a user's program.
+    from .config import Config as Config, ConfigError as ConfigError, load_config as load_config
+    from .engines.policies import PolicyEngine as PolicyEngine
+    from .engines.pull import PullScheduler as PullScheduler
+    from .engines.sync import PassReport as PassReport, SyncEngine as SyncEngine
+    from .events import Event as Event, EventStep as EventStep
+    from .orm import (
+        Manager as Manager,
+        ModelObject as ModelObject,
+        RelatedManager as RelatedManager,
+        make_model_classes as make_model_classes,
+    )
+    from .policy import Policy as Policy
+    from .pullstep import PullStep as PullStep
+    from .steps import (
+        DeferredException as DeferredException,
+        InnocuousException as InnocuousException,
+        SyncStep as SyncStep,
+    )
+
+_EXPORTS = {
+    "Config": "config",
+    "ConfigError": "config",
+    "load_config": "config",
+    "PolicyEngine": "engines.policies",
+    "PullScheduler": "engines.pull",
+    "PassReport": "engines.sync",
+    "SyncEngine": "engines.sync",
+    "Event": "events",
+    "EventStep": "events",
+    "Manager": "orm",
+    "ModelObject": "orm",
+    "RelatedManager": "orm",
+    "make_model_classes": "orm",
+    "Policy": "policy",
+    "PullStep": "pullstep",
+    "DeferredException": "steps",
+    "InnocuousException": "steps",
+    "SyncStep": "steps",
+}
+
+__all__ = sorted([*_EXPORTS, "ModelAccessor", "connect"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xsync' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

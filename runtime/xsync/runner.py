@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from xprotogen.orm_specs import model_specs
+
 from .backoff import RECONNECT, BackoffPolicy, Register, RetryBook, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
 from .bounded import time_limit_problem
@@ -25,7 +27,6 @@ from .engines.sync import PassReport, SyncEngine
 from .events import EventStep
 from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
 from .observability import LOGGER_NAME, Metrics
-from .orm.spec import model_specs
 from .model_deps import ModelDepsError, load_model_deps
 from .planner import ModelDeps
 from .policy import Policy

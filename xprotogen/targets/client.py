@@ -1,6 +1,6 @@
 """Schema to a typed Python client: one `ModelObject` subclass per model.
 
-The attributes come from the same specs (`xsync.orm.spec`) that the runtime uses to build
+The attributes come from the same specs (`xprotogen.orm_specs`) that the runtime uses to build
 its classes, so a generated class and a run-time class behave the same. Built in stages:
 the specs become a small model of the output (`ClientClass`, `ClientAttribute`), that model
 is checked for names Python or the module cannot take, and the template prints it.
@@ -14,12 +14,10 @@ from pathlib import Path
 
 from ..ast import Span
 from ..diagnostics import Diagnostic, XprotoError
+from ..orm_specs import ColumnSpec, SpecError, model_spec
 from ..render import format_python, render
 from ..schema import Model, Schema
 from .docs import model_summary
-
-# The runtime's specs are the one source of truth for what a model class holds.
-from xsync.orm.spec import ColumnSpec, SpecError, model_spec
 
 # Names the generated module defines or imports; a model may not take one.
 _MODULE_NAMES = frozenset(

@@ -34,6 +34,7 @@ from ..output import write_atomically
 from ..options import MODEL_OPTIONS, Options
 from ..render import format_python, render
 from ..schema import Model, Schema
+from ..store_columns import column_for_field
 from .client import render_client
 from .deps import render_model_deps
 from .docs import model_summary
@@ -420,8 +421,6 @@ def sample_chain(schema: Schema, model_name: str) -> list[SampleObject] | None:
     A model that needs a feedback field, a link to an abstract model, or a chain of
     required links deeper than `_MAX_SAMPLE_DEPTH` gets no sample.
     """
-    from xsync.store.values import column_for_field
-
     chain: list[SampleObject] = []
     made: dict[str, int] = {}
     first = first_models(schema)

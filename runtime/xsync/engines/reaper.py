@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
+from xprotogen.orm_specs import ModelSpec
+
 from ..observability import LOGGER_NAME
-from ..orm.spec import ModelSpec
 from ..backend_state import exception_message
 from ..store.base import PendingQuery, Record, Store
 

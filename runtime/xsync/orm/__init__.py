@@ -5,12 +5,20 @@ typed ones on the same base. Both behave the same way because both are made of t
 descriptors in `fields` and share `ModelObject`.
 """
 
+from xprotogen.orm_specs import (
+    ColumnSpec,
+    ModelSpec,
+    ReverseSpec,
+    SpecError,
+    model_spec,
+    model_specs,
+)
+
 from .build import bind_classes, class_from_spec, make_model_classes
 from .errors import FieldError, MultipleObjectsReturned, NotBound, ObjectDoesNotExist, ORMError
 from .fields import Column, ForeignKey, ManyToMany, Reverse
 from .model import Binding, ModelObject, acting_as
 from .query import Manager, QuerySet, RelatedManager
-from .spec import ColumnSpec, ModelSpec, ReverseSpec, SpecError, model_spec, model_specs
 
 __all__ = [
     "Binding",

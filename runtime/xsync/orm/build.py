@@ -10,7 +10,7 @@ from xprotogen.schema import Schema
 from ..store.base import Actor, Store
 from .fields import Attribute, Column, ForeignKey, ManyToMany, Reverse
 from .model import Binding, ModelObject
-from .spec import ModelSpec, model_specs
+from xprotogen.orm_specs import ModelSpec, model_specs
 
 
 def make_model_classes(

@@ -118,9 +118,18 @@ def parse_conditions(
     return tuple(_condition(model, key, value) for key, value in lookups.items())
 
 
-def _condition(model: type[ModelObject], key: str, value: object) -> Condition:
-    from .model import ModelObject
+def _id_of(value: object) -> object:
+    """A model object stands for its id in a condition; anything else for itself.
 
+    Recognised by the class attribute every model class has, not by `isinstance`, so that this
+    module need not import `model` (which imports it).
+    """
+    if isinstance(getattr(type(value), "model_name", None), str):
+        return getattr(value, "id")
+    return value
+
+
+def _condition(model: type[ModelObject], key: str, value: object) -> Condition:
     name, _, lookup = key.partition("__")
     if not lookup:
         lookup = "exact"
@@ -130,7 +139,7 @@ def _condition(model: type[ModelObject], key: str, value: object) -> Condition:
             f"use one of {', '.join(sorted(_LOOKUPS))}"
         )
     if lookup == "in":
-        value = [v.id if isinstance(v, ModelObject) else v for v in _iterable(model, key, value)]
+        value = [_id_of(v) for v in _iterable(model, key, value)]
     if name == "pk":
         name = "id"
     attribute = model._attributes.get(name)
@@ -141,15 +150,11 @@ def _condition(model: type[ModelObject], key: str, value: object) -> Condition:
             value = attribute.coerce(value)
         return Condition(attribute.column, lookup, value)
     if isinstance(attribute, ForeignKey):
-        return Condition(
-            attribute.column, lookup, value.id if isinstance(value, ModelObject) else value
-        )
+        return Condition(attribute.column, lookup, _id_of(value))
     if isinstance(attribute, ManyToMany):
         if lookup == "exact":
             lookup = "contains"  # filter(permitted_slices=s): the ones whose list holds s
-        return Condition(
-            attribute.column, lookup, value.id if isinstance(value, ModelObject) else value
-        )
+        return Condition(attribute.column, lookup, _id_of(value))
     if isinstance(attribute, Reverse):
         raise FieldError(
             f"{model.model_name}: cannot filter on the reverse accessor '{name}'; "

@@ -1,4 +1,13 @@
-"""Model stores: the contract (`Store`) and its SQL implementation (`open_store`)."""
+"""Model stores: the contract (`Store`) and its SQL implementation (`open_store`).
+
+The contract is light; the SQL backend (SQLAlchemy and the drivers) loads on first use of
+`SqlStore` or `open_store`, so code that only speaks the contract does not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .base import (
     Actor,
@@ -13,9 +22,17 @@ from .base import (
     StoreError,
     Unauthenticated,
 )
-from .model_guard import BreakingModelChange
-from .sql import SqlStore, open_store
 from .version import CORE_VERSION
+
+if TYPE_CHECKING:
+    from .model_guard import BreakingModelChange
+    from .sql import SqlStore, open_store
+
+_LAZY = {
+    "BreakingModelChange": "model_guard",
+    "SqlStore": "sql",
+    "open_store": "sql",
+}
 
 __all__ = [
     "CORE_VERSION",
@@ -34,3 +51,10 @@ __all__ = [
     "Unauthenticated",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xsync.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

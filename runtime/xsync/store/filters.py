@@ -10,9 +10,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
 
+from xprotogen.store_columns import ColumnSpec
+
 from .base import InvalidArgument
 from .tables import ModelTable
-from .values import ColumnSpec, shown
+from .values import check_value, shown
 
 ID_SPEC = ColumnSpec("id", "int")
 
@@ -51,7 +53,7 @@ def _condition(mt: ModelTable, table: sa.Table, key: str, value: Any) -> sa.Colu
     if suffix == "in":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
             raise InvalidArgument(f"{mt.name} filter {key!r} needs a list, got {shown(value)}")
-        return column.in_([spec.check(mt.name, v) for v in value if v is not None])
+        return column.in_([check_value(spec, mt.name, v) for v in value if v is not None])
     if value is None:
         if suffix:
             raise InvalidArgument(f"{mt.name} filter {key!r} cannot compare with None")
@@ -64,7 +66,7 @@ def _check(mt: ModelTable, spec: ColumnSpec, value: Any) -> Any:
     # Filters may compare text with a longer value than fits; only the type matters here.
     if spec.kind == "text" and isinstance(value, str):
         return value
-    return spec.check(mt.name, value)
+    return check_value(spec, mt.name, value)
 
 
 def column_spec(mt: ModelTable, name: str) -> ColumnSpec:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 from xprotogen.schema import Schema
+from xprotogen.store_columns import INT32
 
 from .base import (
     Actor,
@@ -34,7 +35,7 @@ from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
 from .model_guard import MODELS_KEY, check_models, model_record
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
-from .values import INT32
+from .values import check_value
 from .version import CORE_VERSION
 from .writes import (
     CreatePlan,
@@ -575,7 +576,7 @@ class SqlStore:
             if key in mt.many:
                 many[key] = _id_list(mt, key, value)
             elif key in mt.columns:
-                scalars[key] = mt.columns[key].check(mt.name, value)
+                scalars[key] = check_value(mt.columns[key], mt.name, value)
             else:
                 raise InvalidArgument(f"{mt.name} has no field {key!r}{_hint(mt, key)}")
         return scalars, many

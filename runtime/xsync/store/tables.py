@@ -16,8 +16,7 @@ import sqlalchemy as sa
 
 from xprotogen.options import NOW
 from xprotogen.schema import Model, Schema
-
-from .values import INT32, ColumnSpec, Kind, column_for_field
+from xprotogen.store_columns import INT32, ColumnSpec, Kind, column_for_field
 
 OBJECT_TABLE = "xsync_object"
 CHANGE_TABLE = "xsync_changes"

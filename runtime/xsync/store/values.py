@@ -1,64 +1,28 @@
-"""Columns as the store sees them: kind, default, and the check every written value passes.
+"""The check every written value passes, before any SQL runs.
 
-A `ColumnSpec` is built from an xproto field (or from the lifecycle table below, for models
-that do not inherit XOSBase). Checking values here, before any SQL runs, is what keeps a bad
-request from ever leaving a half-written row.
+What a column is (kind, default, length, range) is a fact about the schema and lives in the
+toolchain (`xprotogen.store_columns`); this module decides whether a value a client sent fits
+it. Checking here is what keeps a bad request from ever leaving a half-written row.
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from xprotogen.options import NOW, NowDefault, literal_default
-from xprotogen.options import Default as _Default
-from xprotogen.schema import Field
+from xprotogen.store_columns import INT64, ColumnSpec, Kind
 
 from .base import InvalidArgument
 
-Kind = Literal["text", "int", "bigint", "float", "bool", "date"]
 
-INT32 = (-(2**31), 2**31 - 1)
-UINT32 = (0, 2**32 - 1)
-INT64 = (-(2**63), 2**63 - 1)
-
-_INT_TYPES = {"int32": INT32, "sint32": INT32, "sfixed32": INT32}
-_UINT32_TYPES = {"uint32", "fixed32"}
-_INT64_TYPES = {"int64", "sint64", "sfixed64", "uint64", "fixed64"}
-_FLOAT_TYPES = {"float", "double"}
-
-
-# The default markers and reading of `default` options are the toolchain's, shared with the ORM.
-Default = _Default
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnSpec:
-    """One scalar or link-to-one column of a model table."""
-
-    name: str
-    kind: Kind
-    default: Default = None
-    max_length: int | None = None
-    required: bool = False
-    feedback: bool = False
-    link_peer: str | None = None  # the peer model's name for a `<x>_id` column
-    int_range: tuple[int, int] | None = None
-
-    def initial(self, now: float) -> Any:
-        """The value a new row gets when the writer gives none."""
-        return now if isinstance(self.default, NowDefault) else self.default
-
-    def check(self, model: str, value: Any) -> Any:
-        """`value` as stored in this column, or InvalidArgument naming model and field."""
-        if value is None:
-            if self.required:
-                raise InvalidArgument(f"{model}.{self.name} is required and cannot be None")
-            return None
-        checker = _CHECKERS[self.kind]
-        return checker(self, model, value)
+def check_value(spec: ColumnSpec, model: str, value: Any) -> Any:
+    """`value` as stored in the column `spec`, or InvalidArgument naming model and field."""
+    if value is None:
+        if spec.required:
+            raise InvalidArgument(f"{model}.{spec.name} is required and cannot be None")
+        return None
+    return _CHECKERS[spec.kind](spec, model, value)
 
 
 _SHOWN = reprlib.Repr()
@@ -120,50 +84,3 @@ _CHECKERS: dict[Kind, Callable[[ColumnSpec, str, Any], Any]] = {
     "date": _check_float,
     "bool": _check_bool,
 }
-
-
-def column_for_field(f: Field) -> ColumnSpec:
-    """The column that stores a scalar field or a link to one object."""
-    if f.link is not None:
-        return ColumnSpec(
-            name=f.column_name,
-            kind="int",
-            default=None,
-            required=f.required,
-            link_peer=f.link.peer_name,
-            int_range=(1, INT32[1]),
-        )
-    kind, int_range = _kind_of(f)
-    max_length = f.options.value("max_length")
-    return ColumnSpec(
-        name=f.column_name,
-        kind=kind,
-        default=_default_of(f, kind),
-        max_length=max_length if kind == "text" and isinstance(max_length, int) else None,
-        required=f.required,
-        feedback=f.options.flag("feedback_state"),
-        int_range=int_range,
-    )
-
-
-def _kind_of(f: Field) -> tuple[Kind, tuple[int, int] | None]:
-    if f.type == "string":
-        return ("date" if f.content_type == "date" else "text"), None
-    if f.type in _INT_TYPES:
-        return "int", _INT_TYPES[f.type]
-    # uint32 does not fit PostgreSQL's signed INTEGER, so it is stored as BIGINT.
-    if f.type in _UINT32_TYPES:
-        return "bigint", UINT32
-    if f.type in _INT64_TYPES:
-        return "bigint", INT64
-    if f.type in _FLOAT_TYPES:
-        return "float", None
-    if f.type == "bool":
-        return "bool", None
-    return "text", None  # bytes and unknown scalar types are kept as text
-
-
-def _default_of(f: Field, kind: Kind) -> Default:
-    if kind == "date" and f.options.flag("auto_now_add"):
-        return NOW
-    return literal_default(f.options.get("default"), "int" if kind == "bigint" else kind)

@@ -1,8 +1,9 @@
 """What an ORM class holds, derived once from the schema.
 
-Both `make_model_classes` (classes built at run time) and the typed client generator
+Both `make_model_classes` (the runtime's classes, `xsync.orm`) and the typed client generator
 (`xsgen client`) read these specs, so a generated class and a run-time class of the same
-model have the same attributes, defaults and links.
+model have the same attributes, defaults and links. They live in the toolchain because they
+are facts about the schema; the runtime imports them from here, never the reverse.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from xprotogen.ast import Span
-from xprotogen.options import DefaultKind, NowDefault, literal_default
-from xprotogen.schema import Field, Model, Schema
+from .ast import Span
+from .options import DefaultKind, NowDefault, literal_default
+from .schema import Field, Model, Schema
 
 ColumnKind = Literal["scalar", "link", "many"]
 
