@@ -65,7 +65,9 @@ class SyncCluster(CloudStep):
 """
 
 
-def make_runner_project(root: Path, store: str, *, sleep: float = 0.005, **extra: Any) -> Path:
+def make_runner_project(
+    root: Path, store: str | None, *, sleep: float = 0.005, **extra: Any
+) -> Path:
     """A project whose steps log every call to `root/calls.log`; returns its config."""
     (root / "models").mkdir(parents=True, exist_ok=True)
     (root / "models" / "cloud.xproto").write_text(MODELS)

@@ -14,8 +14,10 @@ from typing import Any, Iterator
 
 import pytest
 
+from conftest import run_cli
 from multi_runner import CallLog, kill, make_runner_project, start_runner, stop_all
 from pg import fresh_schema
+from sync_project import PASSWORD, USER, Core, free_port
 from xsync.connect import connect
 from xsync.store.base import PendingQuery
 
@@ -28,13 +30,19 @@ def store_url() -> Iterator[str]:
         yield url
 
 
-def runner_configs(root: Path, store: str, count: int, **extra: Any) -> list[Path]:
+def runner_configs(root: Path, store: str | None, count: int, **extra: Any) -> list[Path]:
     """One config per runner, identical but for the file each one logs to."""
     base = make_runner_project(root, store, **extra)
     options = json.loads(base.read_text())
+    if store is None:
+        options.pop("store")
     configs = []
     for index in range(count):
-        options["logging"] = {"level": "INFO", "format": "json", "destination": f"runner-{index}.log"}
+        options["logging"] = {
+            "level": "INFO",
+            "format": "json",
+            "destination": f"runner-{index}.log",
+        }
         path = root / f"sync-{index}.yaml"
         path.write_text(json.dumps(options))
         configs.append(path)
@@ -66,10 +74,7 @@ def create_objects(config: Path) -> dict[int, int]:
         regions = api.store.create_many("Region", [{"name": f"r{i}"} for i in range(REGIONS)])
         clusters = api.store.create_many(
             "Cluster",
-            [
-                {"name": f"c{i}", "region_id": regions[i % REGIONS]["id"]}
-                for i in range(CLUSTERS)
-            ],
+            [{"name": f"c{i}", "region_id": regions[i % REGIONS]["id"]} for i in range(CLUSTERS)],
         )
     return {c["id"]: c["region_id"] for c in clusters}
 
@@ -107,8 +112,40 @@ def test_runners_share_the_work_without_overlap_and_in_dependency_order(
         assert [k for k, calls in synced.items() if len(calls) > 1] == []
         assert len(log.pids()) >= 2, "the work was not shared"
         check_dependency_order(log, region_of)
+        status = run_cli("xsync.cli", "status", str(configs[0]), "--json")
+        assert status.returncode == 0, status.stderr
+        runners_seen = json.loads(status.stdout)["runners"]
+        assert runners_seen["leases"] == {}  # all given back when done
+        assert int(runners_seen["leader"].split(":")[1]) in {r.pid for r in runners}
     finally:
         stop_all(runners)
+
+
+def test_runners_share_the_work_through_a_core(tmp_path: Path) -> None:
+    configs = runner_configs(tmp_path, None, 2, sleep=0.01)
+    endpoint = f"127.0.0.1:{free_port()}"
+    core = Core(tmp_path, endpoint, None)  # on SQLite: the core is the store's one writer
+    accessor = {"endpoint": endpoint, "username": USER, "password": PASSWORD}
+    for config in configs:
+        options = json.loads(config.read_text())
+        options["accessor"] = accessor
+        config.write_text(json.dumps(options))
+    runners = [start_runner(config, "--timeout", "40") for config in configs]
+    try:
+        for index in range(2):
+            wait(lambda: started(tmp_path, index), 30, f"runner {index}'s start")
+        region_of = create_objects(configs[0])
+        wait(lambda: pending(configs[0]) == 0, 30, "every object synced")
+        log = CallLog.read(tmp_path / "calls.log")
+        assert log.overlaps() == []
+        synced = log.by_object()
+        assert len(synced) == REGIONS + CLUSTERS
+        assert [k for k, calls in synced.items() if len(calls) > 1] == []
+        assert len(log.pids()) == 2, "the work was not shared"
+        check_dependency_order(log, region_of)
+    finally:
+        stop_all(runners)
+        core.stop()
 
 
 def test_sigkilled_runners_work_is_taken_over_and_nothing_is_lost(

@@ -110,12 +110,16 @@ class Claims:
         self._live_until = 0.0
         self._renewal = _Renewal("xsync-leases", lease_seconds / RENEW_FRACTION, self._renew)
         self._renew_failing = False
+        self._started = False
 
     def start(self) -> None:
+        self._started = True
         self._renewal.start()
 
     def stop(self) -> None:
         """Stop renewing and end every lease held, so other runners need not wait for them."""
+        if not self._started:
+            return  # never worked (`xsync status`): holds nothing
         self._renewal.stop()
         try:
             self.flush()

@@ -253,7 +253,12 @@ def _status(args: argparse.Namespace) -> int:
     from .backoff import wall_clock
     from .planner import LinkFields
     from .runner import dead_letter_topic
-    from .status import collect_event_status, collect_policy_status, collect_status
+    from .status import (
+        collect_event_status,
+        collect_policy_status,
+        collect_runner_status,
+        collect_status,
+    )
 
     if args.model is not None and args.id is None:
         raise _Failure("status: MODEL needs an ID (xsync status CONFIG MODEL ID)")
@@ -271,6 +276,8 @@ def _status(args: argparse.Namespace) -> int:
             LinkFields.from_model_deps(runtime.model_deps),
             now=now,
         )
+        if runtime.claims is not None:
+            report.runners = collect_runner_status(runtime.claims.leases, runtime.config.name)
         if runtime.policies:
             report.policies = collect_policy_status(
                 runtime.store, list(dict.fromkeys(p.model_name for p in runtime.policies)), now=now

@@ -190,6 +190,7 @@ class StatusReport:
     held_back: list[HeldGroup] = field(default_factory=list)
     policies: dict[str, PolicyStatus] | None = None
     events: EventStatus | None = None
+    runners: RunnerStatus | None = None  # with a store several runners share
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -205,6 +206,8 @@ class StatusReport:
             out["policies"] = {name: c.as_json() for name, c in self.policies.items()}
         if self.events is not None:
             out["events"] = self.events.as_json()
+        if self.runners is not None:
+            out["runners"] = {"leader": self.runners.leader, "leases": self.runners.leases}
         return out
 
     def as_text(self, now: float) -> str:
@@ -231,7 +234,29 @@ class StatusReport:
                 lines.append(
                     f"  dead letters: {self.events.dead_letters} on {self.events.dead_letter_topic}"
                 )
+        if self.runners is not None:
+            lines.extend(["", *self.runners.as_lines()])
         return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class RunnerStatus:
+    """Who holds what, when several runners share the synchronizer (see `claims`)."""
+
+    leader: str | None
+    leases: dict[str, int]  # runner -> objects it holds a live lease on
+
+    def as_lines(self) -> list[str]:
+        lines = [f"Runners (leader: {self.leader or 'none now'}):"]
+        if not self.leases:
+            lines.append("  no object leases held")
+        lines.extend(f"  {holder} holds {count}" for holder, count in self.leases.items())
+        return lines
+
+
+def collect_runner_status(leases: Any, name: str) -> RunnerStatus:
+    """The leader and the live object leases per runner of the synchronizer `name`."""
+    return RunnerStatus(leases.leader(name), leases.holders(name))
 
 
 _HEADINGS = {"ok": "OK", "pending": "PENDING", "deferred": "DEFERRED", "held": "HELD",

@@ -27,6 +27,10 @@ from ..store.base import (
 )
 from .auth import ACTOR_KEY, credentials_metadata
 from .convert import fill_message, read_record
+from .leases import RemoteLeases
+from .leases import decode_reply as decode_lease_reply
+from .leases import encode as encode_lease
+from .leases import path as lease_path
 from .protocol import DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
 
 ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
@@ -94,6 +98,28 @@ class RemoteStore:
             self._channel = grpc.secure_channel(endpoint, credentials, options=options)
         self._calls: dict[str, grpc.UnaryUnaryMultiCallable[Any, Any]] = {}
         self._reverse: dict[str, tuple[str, ...]] = {}
+        # Runners sharing a synchronizer through this core take their leases here.
+        self.leases = RemoteLeases(self._lease_call)
+
+    @property
+    def shared_by_runners(self) -> bool:
+        """A core serves any number of runners: they share work through its leases."""
+        return True
+
+    def _lease_call(self, method: str, request: dict[str, Any], writes: bool) -> Any:
+        path = lease_path(method)
+        call = self._calls.get(path)
+        if call is None:
+            call = self._calls[path] = self._channel.unary_unary(
+                path, request_serializer=encode_lease, response_deserializer=decode_lease_reply
+            )
+        metadata = (
+            (*self._credentials, (ACTOR_KEY, "synchronizer")) if writes else self._credentials
+        )
+        try:
+            return call(request, metadata=metadata, timeout=self._timeout)["value"]
+        except grpc.RpcError as exc:
+            raise _store_error(exc, self) from None
 
     # --- plumbing ---------------------------------------------------------------------------
 

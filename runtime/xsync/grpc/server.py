@@ -34,6 +34,7 @@ from google.protobuf.message import Message
 from xprotogen.schema import Schema
 
 from ..accounts import Account, AccountBook, plain_account
+from . import leases as lease_rpc
 from ..login_throttle import LoginThrottle, TooManyAttempts, grpc_peer_address, login
 from ..store.base import (
     Actor,
@@ -412,9 +413,25 @@ class _Handlers:
             out[f"/{service}/GetVersion"] = _Method(
                 _guarded(self._on_pool(self._version)), self.empty_class.FromString, streams=False
             )
+        for method, writes in lease_rpc.METHODS.items():
+            out[lease_rpc.path(method)] = _Method(
+                _guarded(self._on_pool(self._lease(method, writes))),
+                lease_rpc.decode,
+                streams=False,
+            )
         return out
 
-    def _on_pool(self, work: Callable[[Any, Account, Actor], Message]) -> Behaviour:
+    def _lease(self, method: str, writes: bool) -> Callable[[Any, Account, Actor], bytes]:
+        def lease_call(request: Any, account: Account, actor: Actor) -> bytes:
+            if writes:
+                _may_write(account, "synchronizer")
+            leases = getattr(self.store, "leases", None)
+            return lease_rpc.encode_reply(lease_rpc.serve_call(leases, method, request))
+
+        lease_call.__name__ = f"lease_{method.lower()}"
+        return lease_call
+
+    def _on_pool(self, work: Callable[[Any, Account, Actor], Message | bytes]) -> Behaviour:
         async def behaviour(request: Any, context: Context, account: Account) -> Any:
             actor = _actor(context, account)
             return await self.runner.run(partial(work, request, account, actor))

@@ -1,0 +1,54 @@
+"""The store's leases (`SqlStore.leases`), on SQLite and PostgreSQL: who may work on what."""
+
+from __future__ import annotations
+
+import time
+
+from store_support import open_at, shop, store_url  # noqa: F401 - fixtures
+from xsync.status import collect_runner_status
+from xsync.store import SqlStore
+
+
+def test_a_held_lease_is_refused_to_another_runner_until_released(shop: SqlStore) -> None:
+    leases = shop.leases
+    seen = leases.clock()
+    assert leases.claim("sync", "a", [3, 1, 2], seen_at=seen, lease_seconds=30) == [1, 2, 3]
+    assert leases.claim("sync", "b", [2, 3, 4], seen_at=seen, lease_seconds=30) == [4]
+    # Another synchronizer's leases are its own.
+    assert leases.claim("other", "b", [1], seen_at=seen, lease_seconds=30) == [1]
+    assert leases.holders("sync") == {"a": 3, "b": 1}
+    # Released: b read its copy before a gave it back, so b's copy may be stale.
+    assert leases.claim("sync", "a", [], seen_at=seen, lease_seconds=30, release=[2]) == []
+    assert leases.claim("sync", "b", [2], seen_at=seen, lease_seconds=30) == []
+    time.sleep(0.01)
+    assert leases.claim("sync", "b", [2], seen_at=leases.clock(), lease_seconds=30) == [2]
+    assert leases.holders("sync") == {"a": 2, "b": 2}
+    assert leases.release_all("sync", "a") == 2
+    assert leases.holders("sync") == {"b": 2}
+
+
+def test_a_lease_not_renewed_ends_and_is_taken_over(shop: SqlStore) -> None:
+    leases = shop.leases
+    assert leases.claim("sync", "a", [1, 2], seen_at=leases.clock(), lease_seconds=0.3) == [1, 2]
+    assert leases.renew("sync", "a", 0.3) == 2
+    time.sleep(0.4)
+    assert leases.holders("sync") == {}
+    assert leases.renew("sync", "a", 0.3) == 0  # ended: renewing cannot bring it back
+    assert leases.claim("sync", "b", [1, 2], seen_at=leases.clock(), lease_seconds=30) == [1, 2]
+
+
+def test_one_leader_at_a_time_and_failover_when_its_lease_ends(shop: SqlStore) -> None:
+    leases = shop.leases
+    assert leases.lead("sync", "a", 0.3) is True
+    assert leases.lead("sync", "b", 0.3) is False
+    assert leases.lead("sync", "a", 0.3) is True  # renewed
+    assert leases.leader("sync") == "a"
+    time.sleep(0.4)
+    assert leases.leader("sync") is None
+    assert leases.lead("sync", "b", 30) is True
+    assert leases.lead("sync", "a", 30) is False
+    status = collect_runner_status(leases, "sync")
+    assert status.leader == "b"
+    leases.resign("sync", "b")
+    assert leases.lead("sync", "a", 30) is True
+    assert collect_runner_status(leases, "sync").as_lines()[0] == "Runners (leader: a):"
