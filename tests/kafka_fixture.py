@@ -92,3 +92,16 @@ __all__ = [
     "unique_name",
     "wait_until",
 ]
+
+
+def create_topic(name: str, partitions: int) -> None:
+    """Create `name` with `partitions` partitions (Kafka 0.9 has no admin API: its topic tool)."""
+    result = subprocess.run(
+        ["bash", str(KAFKA_SH), "topic", name, str(partitions)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kafka.sh topic failed: {(result.stderr or result.stdout).strip()}")

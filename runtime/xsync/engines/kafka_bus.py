@@ -31,6 +31,7 @@ COMMIT_TIMEOUT_MS = 5_000
 FETCH_MAX_WAIT_MS = 200
 
 PartitionKey = tuple[str, int]
+SESSION_TIMEOUT_MS = 10_000
 
 
 def api_version() -> tuple[int, ...]:
@@ -74,6 +75,10 @@ class KafkaEventConsumer:
             # Back off quickly at first so a returning broker is found within a second or two.
             reconnect_backoff_ms=100,
             reconnect_backoff_max_ms=2_000,
+            # A runner that dies (SIGKILL) keeps its partitions until the broker stops hearing
+            # from it: 10 s, not kafka-python's 45, so the other runners take them over soon.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
         )
         self._consumer.subscribe(topics=list(topics))
 
