@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pytest
+
+from core_support import LiveCore
 from store_support import open_at, shop, store_url  # noqa: F401 - fixtures
 from xsync.status import collect_runner_status
-from xsync.store import SqlStore
+from xsync.store import InvalidArgument, PermissionDenied, SqlStore
 
 
 def test_a_held_lease_is_refused_to_another_runner_until_released(shop: SqlStore) -> None:
@@ -52,3 +56,28 @@ def test_one_leader_at_a_time_and_failover_when_its_lease_ends(shop: SqlStore) -
     leases.resign("sync", "b")
     assert leases.lead("sync", "a", 30) is True
     assert collect_runner_status(leases, "sync").as_lines()[0] == "Runners (leader: a):"
+
+
+def test_leases_through_the_core_and_only_for_accounts_that_may_sync(tmp_path: Path) -> None:
+    core = LiveCore(tmp_path)
+    try:
+        a, b = core.client("hello-sync").leases, core.client("root").leases
+        seen = a.clock()
+        assert a.claim("sync", "a", [5, 6], seen_at=seen, lease_seconds=30) == [5, 6]
+        assert b.claim("sync", "b", [6, 7], seen_at=seen, lease_seconds=30) == [7]
+        assert a.lead("sync", "a", 30) is True and b.lead("sync", "b", 30) is False
+        viewer = core.client("viewer").leases
+        assert viewer.holders("sync") == {"a": 2, "b": 1}
+        assert viewer.leader("sync") == "a"
+        for refused in (core.client("viewer").leases, core.client("alice").leases):
+            with pytest.raises(PermissionDenied):
+                refused.claim("sync", "c", [8], seen_at=seen, lease_seconds=30)
+            with pytest.raises(PermissionDenied):
+                refused.lead("sync", "c", 30)
+        with pytest.raises(InvalidArgument):
+            a.claim("sync", "a", [-1], seen_at=seen, lease_seconds=30)
+        a.resign("sync", "a")
+        assert a.release_all("sync", "a") == 2
+        assert b.lead("sync", "b", 30) is True
+    finally:
+        core.close()

@@ -143,6 +143,10 @@ def test_runners_share_the_work_through_a_core(tmp_path: Path) -> None:
         assert [k for k, calls in synced.items() if len(calls) > 1] == []
         assert len(log.pids()) == 2, "the work was not shared"
         check_dependency_order(log, region_of)
+        status = run_cli("xsync.cli", "status", str(configs[0]), "--json")
+        assert status.returncode == 0, status.stderr
+        leader = json.loads(status.stdout)["runners"]["leader"]
+        assert int(leader.split(":")[1]) in {r.pid for r in runners}
     finally:
         stop_all(runners)
         core.stop()

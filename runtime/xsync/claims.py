@@ -23,7 +23,7 @@ import time
 from typing import Iterable, Protocol, Sequence
 
 from .backend_state import exception_message
-from .observability import LOGGER_NAME
+from .observability import LOGGER_NAME, Metrics
 
 DEFAULT_LEASE_SECONDS = 15.0
 # Renew when a third of the lease is gone: two renewals may fail before a lease ends.
@@ -206,10 +206,12 @@ class Leadership:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         log: logging.Logger | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.leases = leases
         self.owner = owner
         self.holder = holder
+        self.metrics = metrics
         self.lease_seconds = lease_seconds
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._leads_until = 0.0  # monotonic
@@ -261,3 +263,5 @@ class Leadership:
                     extra={"runner": self.holder},
                 )
             self._leading = leads
+            if self.metrics is not None:
+                self.metrics.set_leader(leads)

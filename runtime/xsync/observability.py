@@ -101,6 +101,11 @@ class Metrics:
         self._seconds: dict[str, float] = defaultdict(float)
         self._count: dict[str, int] = defaultdict(int)
         self._events: dict[tuple[str, str], int] = defaultdict(int)
+        self._leader: int | None = None  # with several runners: 1 while this one leads
+
+    def set_leader(self, leading: bool) -> None:
+        with self._lock:
+            self._leader = int(leading)
 
     def observe_event(self, topic: str, outcome: str, n: int = 1) -> None:
         """Events by topic and outcome: processed, retried, dead_lettered, dropped."""
@@ -118,6 +123,11 @@ class Metrics:
                 self._errors[model] += 1
             self._seconds[model] += seconds
             self._count[model] += 1
+
+    def observe_elsewhere(self, model: str) -> None:
+        """An object skipped because another runner holds its lease (not a step call)."""
+        with self._lock:
+            self._syncs[(model, "elsewhere")] += 1
 
     def set_queue(self, model: str, *, pending: int, backing_off: int) -> None:
         with self._lock:
@@ -169,6 +179,12 @@ class Metrics:
                     for (t, o), n in sorted(self._events.items())
                 ),
             ]
+            if self._leader is not None:
+                lines += [
+                    "# HELP xsync_leader 1 while this runner leads (runs policies, pull steps).",
+                    "# TYPE xsync_leader gauge",
+                    f"xsync_leader {self._leader}",
+                ]
         return "\n".join(lines) + "\n"
 
 

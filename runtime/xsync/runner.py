@@ -245,14 +245,14 @@ def build_runtime(
         reaper,
     )
     try:
-        _share_work(runtime, log)
+        _share_work(runtime, log, metrics)
     except StartupError:
         runtime.close()
         raise
     return runtime
 
 
-def _share_work(runtime: Runtime, log: logging.Logger | None) -> None:
+def _share_work(runtime: Runtime, log: logging.Logger | None, metrics: Metrics | None) -> None:
     """With a store several runners may share, work under leases (see `claims`)."""
     store = runtime.store
     leases = getattr(store, "leases", None)
@@ -270,7 +270,9 @@ def _share_work(runtime: Runtime, log: logging.Logger | None) -> None:
     name = runtime.config.name
     runtime.claims = Claims(leases, name, holder=holder, lease_seconds=seconds, log=log)
     runtime.engine.claims = runtime.claims
-    runtime.leadership = Leadership(leases, name, holder, lease_seconds=seconds, log=log)
+    runtime.leadership = Leadership(
+        leases, name, holder, lease_seconds=seconds, log=log, metrics=metrics
+    )
 
 
 def dead_letter_topic(config: Config) -> str:

@@ -193,9 +193,10 @@ class SyncEngine:
                 claim_batch=self.max_workers,
             )
             self._release_finished()
-            report.elsewhere += sum(
-                1 for o in execution.outcomes.values() if o is Outcome.ELSEWHERE
-            )
+            for key, outcome in execution.outcomes.items():
+                if outcome is Outcome.ELSEWHERE:
+                    report.elsewhere += 1
+                    self.metrics.observe_elsewhere(key[0])
         if self._lost is None:
             self._record_held(execution, work, deletion)
         return execution.outcomes

@@ -58,7 +58,8 @@ def serve_call(leases: Any, method: str, request: dict[str, Any]) -> Any:
         raise StoreError("this core's store keeps no leases")
     if method == "Clock":
         return leases.clock()
-    owner, holder = _text(request, "owner"), _text(request, "holder", required=method != "Holders")
+    owner = _text(request, "owner")
+    holder = _text(request, "holder", required=method not in ("Holders", "Leader"))
     if method == "Claim":
         return leases.claim(
             owner,
