@@ -1,7 +1,7 @@
 """Several runners of one synchronizer on PostgreSQL: throughput by runner count, and a kill.
 
     .venv/bin/python bench/bench_scale.py [--objects 10000] [--runners 1,2,4] [--step-ms 10]
-        [--workers 4] [--lease 5] [--append docs/performance.md]
+        [--workers 4] [--lease 5] [--no-kill] [--append docs/performance.md]
 
 Each runner is a real `xsync run` process with the same config; the step waits `--step-ms`
 (I/O-bound, like a REST call) and logs its start and end with the process id. The runners
@@ -177,6 +177,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--lease", type=float, default=5.0)
     parser.add_argument("--warm-up", type=float, default=4.0, help="seconds for runners to start")
+    parser.add_argument("--no-kill", action="store_true", help="skip the runs with a runner killed")
     parser.add_argument("--append", metavar="MD", help="append the tables to this Markdown file")
     args = parser.parse_args()
     counts = [int(c) for c in args.runners.split(",")]
@@ -186,7 +187,7 @@ def main() -> int:
         for count in counts:
             plain.append(one_run(Path(tmp), args, count, kill_one=False))
             print(f"{count} runner(s): {plain[-1].rate(args.objects):.0f} objects/s", flush=True)
-        for count in counts:
+        for count in [] if args.no_kill else counts:
             if count > 1:
                 killed.append(one_run(Path(tmp), args, count, kill_one=True))
                 print(f"{count} runner(s), one killed: {killed[-1]}", flush=True)
@@ -210,6 +211,8 @@ def report(args: argparse.Namespace, plain: list[Run], killed: list[Run]) -> str
             f"| {run.runners} | {run.seconds:.1f} | {rate:.0f} | {rate / base:.2f}x "
             f"| {run.synced_twice} | {run.lost} |"
         )
+    if not killed:
+        return "\n".join(lines)
     lines += [
         "",
         "| runners (one SIGKILLed at half) | seconds | recovery after the kill (s) "
