@@ -19,15 +19,23 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ui_support import HELLO, MODELS, RETRY_SECONDS, Hello, hello, serve  # noqa: F401 - fixture
+from ui_support import (
+    require_dot,
+    HELLO,
+    MODELS,
+    RETRY_SECONDS,
+    Hello,
+    hello,
+    serve,
+)  # noqa: F401 - fixture
 from xsync.backend_state import sync_register
 from xsync.executor import Outcome
+from xsync.planner import LinkFields
+from xsync.status import collect_status
 from xsync.ui import Credentials, login_required
 from xsync.ui.auth import parse_basic
-from xsync.ui.graph import layout, render_svg
+from xsync.ui.graph import ServiceGraph
 from xsync.ui.serve_cli import parse_listen, run_ui
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -83,69 +91,82 @@ def test_basic_credentials_are_read_and_compared_exactly() -> None:
 # --- the dependency graph picture -------------------------------------------------------------
 
 
-def test_graph_shows_every_model_and_labels_each_link_with_its_field(hello: Hello) -> None:
-    root = ET.fromstring(render_svg(hello.deps))
-    names = {
+def graph_nodes(svg: str) -> dict[str, tuple[str, list[str]]]:
+    """Per model drawn: its classes and its label lines, read from Graphviz's SVG."""
+    root = ET.fromstring(svg)
+    return {
+        (g.get("id") or "").removeprefix("model-"): (
+            g.get("class") or "",
+            [t.text or "" for t in g.iter(f"{SVG}text")],
+        )
+        for g in root.iter(f"{SVG}g")
+        if (g.get("id") or "").startswith("model-")
+    }
+
+
+def graph_edge_labels(svg: str) -> set[str]:
+    root = ET.fromstring(svg)
+    return {
         t.text or ""
         for g in root.iter(f"{SVG}g")
-        if g.get("class") == "model"
+        if "edge" in (g.get("class") or "").split()
         for t in g.iter(f"{SVG}text")
     }
-    # The hello models are read with the built-in core, so the graph holds the core models too.
-    assert names == set(hello.deps) and {"Country", "Greeting", "World"} <= names
-    links = {
-        (g.get("data-source"), g.get("data-target")): [t.text for t in g.iter(f"{SVG}text")]
-        for g in root.iter(f"{SVG}g")
-        if g.get("class") == "link" and g.get("data-source") in {"Country", "Greeting", "World"}
+
+
+def test_graph_shows_the_service_and_its_neighbours_coloured_by_worst_state() -> None:
+    require_dot()
+    deps = {
+        "Slice": [["Site", "site", "slices"]],
+        "Site": [],
+        "Image": [],
+        "Svc": [["Slice", "owner", "svcs"]],
+        "SvcInstance": [["Svc", "service", "instances"]],
     }
-    assert links == {("Country", "World"): ["world"], ("Greeting", "Country"): ["country"]}
+    graph = ServiceGraph(deps, ["Svc", "SvcInstance"], shown=list(deps))
+    counts = {
+        "Svc": {"ok": 2, "pending": 0, "deferred": 0, "held": 1, "backing_off": 0, "error": 0},
+        "SvcInstance": {
+            "ok": 5,
+            "pending": 0,
+            "deferred": 0,
+            "held": 0,
+            "backing_off": 0,
+            "error": 3,
+        },
+        "Slice": {"ok": 1, "pending": 0, "deferred": 0, "held": 0, "backing_off": 0, "error": 0},
+    }
+    svg = graph.render(counts)
+    nodes = graph_nodes(svg)
+    # Its own models and their direct neighbours; Site (two links away) and Image are collapsed.
+    assert set(nodes) == {"Svc", "SvcInstance", "Slice"}
+    assert "state-error" in nodes["SvcInstance"][0].split()
+    assert "state-held" in nodes["Svc"][0].split()
+    assert "state-ok" in nodes["Slice"][0].split()
+    assert nodes["SvcInstance"][1] == ["SvcInstance", "3 error, 5 ok"]
+    assert graph_edge_labels(svg) == {"owner", "service"}
+    assert "2 more models" in svg
+    assert graph.render(counts) is svg  # unchanged counts: no second run of dot
 
 
 def test_graph_escapes_names_from_a_dependency_file() -> None:
+    require_dot()
     deps = {'<b onclick="x()">': [["A&B", "<script>f</script>", "r"]], "A&B": []}
-    text = render_svg(deps)
+    text = ServiceGraph(deps, ['<b onclick="x()">'], shown=list(deps)).render({})
     root = ET.fromstring(text)  # well-formed: nothing broke out of its element or attribute
     assert "<script>" not in text and "<b " not in text
     labels = [t.text for t in root.iter(f"{SVG}text")]
     assert "<script>f</script>" in labels and "A&B" in labels
 
 
-@st.composite
-def dags(draw: st.DrawFn) -> dict[str, list[list[str]]]:
-    count = draw(st.integers(1, 12))
-    names = [f"M{i}" for i in range(count)]
-    deps: dict[str, list[list[str]]] = {name: [] for name in names}
-    for i, name in enumerate(names):
-        for j in draw(st.sets(st.integers(0, max(i - 1, 0)), max_size=3)):
-            if j < i:
-                deps[name].append([names[j], f"f{j}", f"r{i}"])
-    return deps
-
-
-@settings(max_examples=60, deadline=None)
-@given(dags())
-def test_layout_puts_each_model_below_what_it_links_to_without_overlaps(
-    deps: dict[str, list[list[str]]],
-) -> None:
-    plan = layout(deps)
-    assert set(plan.boxes) == set(deps)
-    for model, edges in deps.items():
-        for peer, _, _ in edges:
-            assert plan.boxes[model].layer > plan.boxes[peer].layer
-    rows: dict[int, list[Any]] = {}
-    for box in plan.boxes.values():
-        rows.setdefault(box.layer, []).append(box)
-        assert box.x + box.width <= plan.width and box.y < plan.height
-    for boxes in rows.values():
-        boxes.sort(key=lambda b: b.x)
-        for left, right in zip(boxes, boxes[1:]):
-            assert left.x + left.width < right.x
-
-
-def test_layout_survives_cycles_and_self_links() -> None:
+def test_graph_survives_cycles_and_self_links() -> None:
+    require_dot()
     deps = {"A": [["B", "b", "as"], ["A", "parent", "children"]], "B": [["A", "a", "bs"]]}
-    root = ET.fromstring(render_svg(deps))
-    assert len([g for g in root.iter(f"{SVG}g") if g.get("class") == "link"]) == 3
+    svg = ServiceGraph(deps, ["A"], shown=["A", "B"]).render({})
+    assert graph_edge_labels(svg) == {"a", "b", "parent"}
+    assert {c for c, _ in graph_nodes(svg).values()} == {
+        "node model own state-none", "node model neighbour state-none"
+    }  # fmt: skip
 
 
 # --- the JSON API ---------------------------------------------------------------------------------
@@ -347,6 +368,110 @@ def test_page_script_writes_data_as_text_only() -> None:
         assert sink not in script, sink
 
 
+# --- paging, sorting and groups ---------------------------------------------------------------
+
+
+def test_objects_come_a_page_at_a_time_with_the_total(hello: Hello) -> None:
+    earth = hello.make("World", name="earth")
+    france = hello.make("Country", name="france", world_id=earth)
+    ids = [
+        int(r["id"])
+        for r in hello.store.create_many(
+            "Greeting", [{"message": f"hi {i:02}", "country_id": france} for i in range(25)]
+        )
+    ]
+    with client(hello) as ui:
+
+        def page(**params: Any) -> dict[str, Any]:
+            response = ui.get("/api/objects", params=params)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        first = page(model="Greeting", limit=10)
+        rest = page(model="Greeting", limit=10, offset=10)
+        last = page(model="Greeting", limit=10, offset=20)
+        assert first["total"] == rest["total"] == last["total"] == 25
+        assert [o["id"] for o in first["objects"] + rest["objects"] + last["objects"]] == ids
+        assert len(last["objects"]) == 5 and last["offset"] == 20
+        newest = page(model="Greeting", sort="id", order="desc", limit=3)
+        assert [o["id"] for o in newest["objects"]] == ids[::-1][:3]
+        by_name = page(model="Greeting", sort="name", order="desc", limit=2)
+        assert [o["name"] for o in by_name["objects"]] == ["hi 24", "hi 23"]
+        # All models: the service's own in schema order, then by id.
+        assert [o["model"] for o in page(limit=3)["objects"]] == ["World", "Country", "Greeting"]
+        assert page(q="hi 1", model="Greeting")["total"] == 10
+        assert page(find=f"Greeting:{ids[7]}", model="Greeting", limit=0)["found_at"] == 7
+        for bad in ({"limit": "5000"}, {"offset": "-1"}, {"sort": "colour"}, {"order": "up"}):
+            response = ui.get("/api/objects", params=bad)
+            assert response.status_code == 400, bad
+            assert list(response.json()) == ["error"]
+
+
+def test_groups_are_the_ones_xsync_status_prints(hello: Hello) -> None:
+    earth = hello.make("World", name="earth")
+    france = hello.make("Country", name="france", world_id=earth)
+    later = hello.make("Country", name="later-land", world_id=earth)
+    for i in range(4):
+        hello.make("Greeting", message="cluster is full", country_id=france, fail=True)
+    hello.make("Greeting", message="disk on fire", country_id=france, fail=True)
+    for i in range(3):
+        hello.make("Greeting", message=f"waiting {i}", country_id=later)
+    hello.run_pass()
+    hello.set_status("Country", later, "border closed")  # failing: its greetings wait for it
+    report = collect_status(
+        hello.store, MODELS, LinkFields.from_model_deps(hello.deps), now=time.time()
+    )
+    with client(hello) as ui:
+        groups = ui.get("/api/groups").json()
+    failing = [(g["model"], g["message"], g["count"]) for g in groups["failing"]]
+    assert failing == [
+        ("Greeting", "cluster is full", 4),
+        ("Country", "border closed", 1),
+        ("Greeting", "disk on fire", 1),
+    ]
+    assert failing == [(g.model, g.message, len(g.ids)) for g in report.failing]
+    assert groups["failing"][0]["ids"] == report.failing[0].ids
+    held = [
+        (g["model"], g["count"], g["waits_for_model"], g["waits_for_state"], g["roots"])
+        for g in groups["held_back"]
+    ]
+    assert held == [("Greeting", 3, "Country", "error", [later])]
+    assert held == [
+        (g.model, len(g.held), g.root_model, g.root_state.value, sorted(g.roots))
+        for g in report.held_back
+    ]
+
+
+def test_retry_a_group_clears_the_backoff_of_each_of_its_objects(hello: Hello) -> None:
+    earth = hello.make("World", name="earth")
+    france = hello.make("Country", name="france", world_id=earth)
+    full = [hello.make("Greeting", message="full", country_id=france, fail=True) for _ in range(3)]
+    other = hello.make("Greeting", message="other", country_id=france, fail=True)
+    hello.run_pass()
+    with client(hello) as ui:
+        where = {"model": "Greeting", "message": "full"}
+        assert (
+            ui.post("/api/groups/retry", params=where, headers=page_headers(ui)).status_code == 403
+        )
+    with client(hello, allow_retry=True) as ui:
+        refused = ui.post(
+            "/api/groups/retry", params=where, headers={"Origin": page_headers(ui)["Origin"]}
+        )
+        assert refused.status_code == 403
+        response = ui.post("/api/groups/retry", params=where, headers=page_headers(ui))
+        assert response.status_code == 200, response.text
+        assert response.json()["retried"] == 3
+        missing = ui.post(
+            "/api/groups/retry",
+            params={"model": "Greeting", "message": "nope"},
+            headers=page_headers(ui),
+        )
+        assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    for id in full:
+        assert sync_register(hello.row("Greeting", id)["backend_register"]).next_run == 0
+    assert sync_register(hello.row("Greeting", other)["backend_register"]).next_run > 0
+
+
 # --- live events over a real server ---------------------------------------------------------
 
 
@@ -504,8 +629,11 @@ def test_xsync_ui_serves_the_config_until_interrupted(tmp_path: Path) -> None:
         assert "(read-only)" in line
         data = httpx.get(url + "api/models", timeout=10).json()
         assert data["title"] == "xsync status: hello"
-        # The built-in core models, read first for hello.xproto, come before hello's own.
-        assert [m["name"] for m in data["models"]][-len(MODELS) :] == MODELS
+        # hello's own models first, then the built-in core models read for hello.xproto.
+        assert [m["name"] for m in data["models"]][: len(MODELS)] == MODELS
+        assert [m["service"] for m in data["models"]][: len(MODELS) + 1] == [
+            True, True, True, False
+        ]  # fmt: skip
         with httpx.stream("GET", url + "api/events", timeout=10) as response:
             Events(response).until("ready")
             process.send_signal(signal.SIGINT)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import IN_CI
-from ui_support import Hello, hello, serve  # noqa: F401 - fixture
+from ui_support import require_dot, Hello, hello, serve  # noqa: F401 - fixture
 from xsync.ui import Credentials
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +31,7 @@ CHROMIUM_FLAGS = [
     "--window-size=1400,1000",
 ]
 RED, GREEN = "rgb(208, 39, 29)", "rgb(46, 133, 64)"
+ERROR_FILL = "rgb(246, 201, 197)"  # --fill-error, the light scheme
 WAIT_SECONDS = 15
 
 
@@ -285,20 +286,33 @@ def test_login_refuses_wrong_credentials_and_admits_the_accessors(
         server.stop()
 
 
-def test_dependency_graph_is_drawn_with_labelled_links(
+def test_service_graph_is_drawn_coloured_by_state_and_filters_on_a_click(
     hello: Hello, browser: Callable[[], Page]
 ) -> None:
+    require_dot()
+    failing_greeting(hello, "the graph shows me red")
     server = serve(hello)
     try:
         page = browser()
         page.open(server.url)
-        page.wait_for(
-            lambda: page.js(
-                "const g = document.getElementById('graph'); return g.complete && g.naturalWidth > 0;"
-            ),
-            "the graph picture",
+        page.wait_for(lambda: page.row_state("Greeting:3") == "error", "the list")
+        page.js("document.getElementById('tab-graph').click();")
+        node = '#graph g.node[id="model-Greeting"]'
+        page.wait_for(lambda: page.js(f"return !!document.querySelector('{node}');"), "the graph")
+        fill = page.js(
+            f"return getComputedStyle(document.querySelector('{node} path, {node} polygon')).fill;"
         )
-        page.js("document.getElementById('graph-pane').scrollIntoView();")
+        assert fill == ERROR_FILL
+        assert "1 error" in page.text_content(node)
         page.shot("graph")
+        page.js(
+            f"document.querySelector('{node}').dispatchEvent(new MouseEvent('click', {{bubbles: true}}));"
+        )
+        page.wait_for(
+            lambda: page.js("return document.getElementById('filter-model').value;") == "Greeting",
+            "the filter",
+        )
+        page.wait_for(lambda: page.row_state("Greeting:3") == "error", "the filtered list")
+        assert page.js("return document.querySelectorAll('#objects tr[data-key]').length;") == 1
     finally:
         server.stop()

@@ -4,12 +4,14 @@ engine whose Greeting step fails on demand, and the UI served by uvicorn on a lo
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from conftest import IN_CI
 from xprotogen.loader import load_schema
 from xprotogen.schema import Schema
 from xprotogen.targets.deps import model_deps
@@ -104,6 +106,14 @@ class Hello:
         self.store.update(
             model, id, {"backend_status": status, "backend_code": code}, actor="synchronizer"
         )
+
+
+def require_dot() -> None:
+    """The service graph is laid out by Graphviz's dot (`make test` installs it)."""
+    if shutil.which("dot") is None:
+        if IN_CI:
+            pytest.fail("Graphviz's dot is missing (make test installs it)")
+        pytest.skip("Graphviz's dot is not installed")
 
 
 @pytest.fixture

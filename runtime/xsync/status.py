@@ -404,14 +404,58 @@ def _unreachable(endpoint: str) -> str | None:
     return "; ".join(problems) or "no bootstrap server"
 
 
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One object as the groupings read it: `xsync status` and the UI build these alike."""
+
+    key: Key
+    state: State
+    message: str  # the newest message of backend_status
+    links: tuple[Key, ...]  # what it links to along the dependency graph
+    next_retry: float | None
+    deleted: bool
+
+
+def observe(model: str, record: Record, links: LinkFields, c: Classification) -> Observed:
+    return Observed(
+        (model, int(record["id"])),
+        c.state,
+        last_message(record.get("backend_status")),
+        tuple(links.links_of(model, record.get)),
+        c.next_retry,
+        bool(record.get("deleted")),
+    )
+
+
+def failing_groups(observed: Iterable[Observed]) -> list[FailingGroup]:
+    """Objects in error, by model and message; the largest group first."""
+    groups: dict[tuple[str, str], FailingGroup] = {}
+    for o in observed:
+        if o.state is State.ERROR:
+            message = o.message or "(no message)"
+            group = groups.setdefault((o.key[0], message), FailingGroup(o.key[0], message))
+            group.ids.append(o.key[1])
+    return sorted(groups.values(), key=lambda g: (-len(g.ids), g.model, g.message))
+
+
+def held_groups(observed: Iterable[Observed]) -> tuple[list[Blocked], list[HeldGroup]]:
+    """What the next pass would hold back (with its chain), and those grouped by root cause."""
+    items: list[PlanItem] = []
+    states: dict[Key, State] = {}
+    for o in observed:
+        states[o.key] = o.state
+        if o.state is not State.OK and not o.deleted:
+            items.append(PlanItem(o.key, o.links, _runnable(o.state, o.next_retry)))
+    blocked = _blocked(items)
+    return blocked, _held_groups(blocked, states)
+
+
 def collect_status(
     store: Store, models: Sequence[str], links: LinkFields, *, now: float
 ) -> StatusReport:
     """Read the store and report on the objects of `models` (the observed ones)."""
     report = StatusReport()
-    items: list[PlanItem] = []
-    states: dict[Key, State] = {}
-    failing: dict[tuple[str, str], FailingGroup] = {}
+    observed: list[Observed] = []
     for model in models:
         counts = ModelStatus()
         for record in store.query(model, deleted=None):
@@ -419,19 +463,10 @@ def collect_status(
                 continue  # done; waiting to be purged
             c = classify(record, now)
             counts.add(c)
-            states[(model, int(record["id"]))] = c.state
-            if c.state is State.ERROR:
-                message = last_message(record.get("backend_status")) or "(no message)"
-                group = failing.setdefault((model, message), FailingGroup(model, message))
-                group.ids.append(int(record["id"]))
-            if c.state is not State.OK and not record.get("deleted"):
-                items.append(
-                    PlanItem((model, record["id"]), links.links_of(model, record.get), _runnable(c))
-                )
+            observed.append(observe(model, record, links, c))
         report.models[model] = counts
-    report.blocked = _blocked(items)
-    report.failing = sorted(failing.values(), key=lambda g: (-len(g.ids), g.model, g.message))
-    report.held_back = _held_groups(report.blocked, states)
+    report.failing = failing_groups(observed)
+    report.blocked, report.held_back = held_groups(observed)
     return report
 
 
@@ -446,9 +481,9 @@ def _held_groups(blocked: list[Blocked], states: dict[Key, State]) -> list[HeldG
     return sorted(groups.values(), key=lambda g: (-len(g.held), g.model, g.root_model))
 
 
-def _runnable(c: Classification) -> bool:
+def _runnable(state: State, next_retry: float | None) -> bool:
     """An object in error or waiting for its backoff is what others wait for."""
-    return c.state is not State.ERROR and c.next_retry is None
+    return state is not State.ERROR and next_retry is None
 
 
 def _blocked(items: Iterable[PlanItem]) -> list[Blocked]:

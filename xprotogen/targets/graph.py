@@ -68,16 +68,17 @@ def render_dot(graph: Graph) -> str:
         '    node [shape=box, fontname="Helvetica"];',
         '    edge [fontname="Helvetica", fontsize=10];',
     ]
-    lines.extend(f"    {_dot_id(node)};" for node in graph.nodes)
+    lines.extend(f"    {dot_id(node)};" for node in graph.nodes)
     lines.extend(
-        f"    {_dot_id(e.source)} -> {_dot_id(e.target)} [label={_dot_id(e.label)}];"
+        f"    {dot_id(e.source)} -> {dot_id(e.target)} [label={dot_id(e.label)}];"
         for e in graph.edges
     )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _dot_id(text: str) -> str:
+def dot_id(text: str) -> str:
+    """`text` as a quoted DOT id: any name or label, escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -98,6 +99,11 @@ def _mermaid_text(text: str) -> str:
 
 def render_svg(graph: Graph) -> str:
     """The DOT text laid out by Graphviz; `GraphvizMissing` when `dot` is not installed."""
+    return dot_to_svg(render_dot(graph))
+
+
+def dot_to_svg(dot_text: str) -> str:
+    """Any DOT text laid out by Graphviz's `dot` as SVG (`GraphvizMissing`, `GraphvizFailed`)."""
     dot = shutil.which("dot")
     if dot is None:
         raise GraphvizMissing(
@@ -106,7 +112,7 @@ def render_svg(graph: Graph) -> str:
         )
     done = subprocess.run(
         [dot, "-Tsvg"],
-        input=render_dot(graph),
+        input=dot_text,
         capture_output=True,
         text=True,
         timeout=_DOT_TIMEOUT_SECONDS,

@@ -1,9 +1,15 @@
 """The status page's web server: a Starlette app over a store.
 
 Routes: `/` (the page), `/static/*`, and the JSON API the page calls:
-`/api/models`, `/api/objects?model=&state=&q=`, `/api/object/{model}/{id}`,
-`/api/object/{model}/{id}/retry` (POST, only with `allow_retry`), `/api/graph.svg`,
-`/api/events` (server-sent events, one `change` event per changed object).
+`/api/models` (counts per model and state), `/api/objects?model=&state=&q=&sort=&order=&offset=&limit=`
+(one page of the filtered, sorted list and its total), `/api/groups` (failures by message,
+held-back objects by root cause), `/api/object/{model}/{id}`, `/api/object/{model}/{id}/retry`
+and `/api/groups/retry` (POST, only with `allow_retry`), `/api/graph.svg` (the service's
+models and their neighbours, coloured by state), `/api/events` (server-sent events, one
+`change` event per changed object).
+
+Lists, counts and groups come from the in-memory `StatusIndex`, which follows the store's
+change feed: no request scans the store, whatever its size.
 
 Everything is read-only unless `allow_retry` is set; with `credentials` every request needs
 HTTP Basic auth. Only the `hosts` names are answered, and a write needs the UI's own `Origin`
@@ -36,12 +42,17 @@ from ..login_throttle import LoginThrottle
 from .auth import BasicAuth, Credentials
 from .doors import DoorGuard, allowed_hosts
 from .feed import CLOSED, ChangeFeed
-from .graph import render_svg
+from .graph import GraphError, ServiceGraph
 from ..backend_state import STATES
+from ..planner import LinkFields
+from .index import SORTS, Filters, StatusIndex
 from .state import StatusReader
 
 STATIC = Path(__file__).resolve().parent / "static"
 KEEPALIVE_SECONDS = 15.0
+PAGE_LIMIT = 200  # rows per /api/objects answer unless asked; at most MAX_PAGE_LIMIT
+MAX_PAGE_LIMIT = 1000
+GROUP_IDS_SHOWN = 100  # ids listed per group; the count is the whole group's
 # A header a cross-site form or image cannot send: only the page's own fetch() adds it.
 WRITE_HEADER = "x-xsync-ui"
 SECURITY_HEADERS = [
@@ -68,17 +79,27 @@ def create_app(
     poll_seconds: float = 1.0,
     hosts: frozenset[str] | None = None,
     throttle: LoginThrottle | None = None,
+    service_models: Sequence[str] | None = None,
 ) -> Starlette:
     """The status UI for the objects of `models` in `store`.
 
     `deps` is the model-deps graph (`xprotogen.targets.deps.model_deps`). With `credentials`
     every request must log in; `allow_retry` enables the one write, "retry now". `title`
     heads the page (the synchronizer's name). `hosts` are the `Host` names answered
-    (default: the loopback names, see `doors.allowed_hosts`).
+    (default: the loopback names, see `doors.allowed_hosts`). `service_models` are the
+    synchronizer's own models, listed first and drawn in the graph (default: the models the
+    built-in core does not define).
     """
-    reader = StatusReader(store, models, deps)
-    feed = ChangeFeed(reader, poll_seconds=poll_seconds, clock=clock)
-    api = _Api(reader, feed, render_svg(deps), allow_retry=allow_retry, title=title, clock=clock)
+    service = _service_models(models, service_models)
+    order = [*service, *(m for m in models if m not in service)]
+    index = StatusIndex(store, models, LinkFields.from_model_deps(deps), order)
+    reader = StatusReader(store, models, deps, index.waited_by)
+    feed = ChangeFeed(reader, index, poll_seconds=poll_seconds, clock=clock)
+    graph = ServiceGraph(deps, service, shown=models)
+    api = _Api(
+        reader, index, feed, graph, order, service,
+        allow_retry=allow_retry, title=title, clock=clock,
+    )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,6 +120,8 @@ def create_app(
             Route("/", api.index),
             Route("/api/models", api.models),
             Route("/api/objects", api.objects),
+            Route("/api/groups", api.groups),
+            Route("/api/groups/retry", api.retry_group, methods=["POST"]),
             Route("/api/object/{model}/{id:int}", api.detail),
             Route("/api/object/{model}/{id:int}/retry", api.retry, methods=["POST"]),
             Route("/api/graph.svg", api.graph),
@@ -109,15 +132,28 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.feed = feed
+    app.state.index = index
     return app
+
+
+def _service_models(models: Sequence[str], given: Sequence[str] | None) -> list[str]:
+    if given is not None:
+        return [m for m in given if m in models]
+    from xprotogen.core_models import builtin_core_names
+
+    core = builtin_core_names()
+    return [m for m in models if m not in core]
 
 
 class _Api:
     def __init__(
         self,
         reader: StatusReader,
+        index: StatusIndex,
         feed: ChangeFeed,
-        graph_svg: str,
+        graph: ServiceGraph,
+        order: Sequence[str],
+        service: Sequence[str],
         *,
         allow_retry: bool,
         title: str,
@@ -125,8 +161,11 @@ class _Api:
     ) -> None:
         self.title = title
         self.reader = reader
+        self.status = index
         self.feed = feed
-        self.graph_svg = graph_svg
+        self.picture = graph
+        self.order = list(order)
+        self.service = set(service)
         self.allow_retry = allow_retry
         self.clock = clock
 
@@ -138,12 +177,19 @@ class _Api:
     def models(self, request: Request) -> Response:
         seq = self.feed.latest_seq  # read first: the page replays from here, never skips
         now = self.clock()
-        counts = _guard(lambda: self.reader.counts(now=now))
-        if isinstance(counts, Response):
-            return counts
+        self.status.refresh_due(now)
+        counts = self.status.counts()
         return JSONResponse(
             {
-                "models": [{"name": name, "counts": tally} for name, tally in counts.items()],
+                "models": [
+                    {
+                        "name": name,
+                        "service": name in self.service,
+                        "counts": counts[name],
+                        "total": sum(counts[name].values()),
+                    }
+                    for name in self.order
+                ],
                 "states": list(STATES),
                 "allow_retry": self.allow_retry,
                 "title": self.title,
@@ -153,18 +199,91 @@ class _Api:
         )
 
     def objects(self, request: Request) -> Response:
-        model = request.query_params.get("model") or None
-        state = request.query_params.get("state") or None
-        text = request.query_params.get("q") or None
+        """One page of the list: `offset`, `limit` (default 200), and the `total` selected."""
+        query = request.query_params
+        filters = self._filters(request)
+        if isinstance(filters, Response):
+            return filters
+        offset = _int(query.get("offset") or "0")
+        if offset is None or offset < 0:
+            return _error(400, f"offset must be a whole number >= 0, got {query.get('offset')!r}")
+        limit = _int(query.get("limit") or str(PAGE_LIMIT))
+        if limit is None or not 0 <= limit <= MAX_PAGE_LIMIT:
+            return _error(400, f"limit must be 0-{MAX_PAGE_LIMIT}, got {query.get('limit')!r}")
+        now = self.clock()
+        self.status.refresh_due(now)
+        page = self.status.page(filters, offset, limit)
+        found: dict[str, Any] = {
+            "objects": [s.as_json() for s in page.rows],
+            "total": page.total,
+            "offset": page.offset,
+            "now": now,
+        }
+        at = query.get("find")
+        if at:
+            model, _, id = at.rpartition(":")
+            found["found_at"] = self.status.position(filters, (model, _int(id) or 0))
+        return JSONResponse(found)
+
+    def _filters(self, request: Request) -> Filters | Response:
+        query = request.query_params
+        model = query.get("model") or None
+        state = query.get("state") or None
+        sort = query.get("sort") or "model"
+        order = query.get("order") or "asc"
         if model is not None and not self.reader.has_model(model):
             return _error(404, f"no model named {model!r}")
         if state is not None and state not in STATES:
             return _error(400, f"unknown state {state!r}; expected one of {', '.join(STATES)}")
-        now = self.clock()
-        found = _guard(lambda: self.reader.summaries(now=now, model=model, state=state, text=text))
-        if isinstance(found, Response):
-            return found
-        return JSONResponse({"objects": [s.as_json() for s in found], "now": now})
+        if sort not in SORTS:
+            return _error(400, f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
+        if order not in ("asc", "desc"):
+            return _error(400, f"order must be asc or desc, got {order!r}")
+        return Filters(model, state, query.get("q") or None, sort, order == "desc")
+
+    def groups(self, request: Request) -> Response:
+        """Failures grouped by message, held-back objects by what they wait for (`xsync status`)."""
+        self.status.refresh_due(self.clock())
+        failing, held = self.status.groups()
+        return JSONResponse(
+            {
+                "failing": [{**g.as_json(), "ids": g.ids[:GROUP_IDS_SHOWN]} for g in failing],
+                "held_back": [
+                    {
+                        **g.as_json(),
+                        "ids": [b.key[1] for b in g.held[:GROUP_IDS_SHOWN]],
+                        "roots": sorted(g.roots)[:GROUP_IDS_SHOWN],
+                    }
+                    for g in held
+                ],
+                "allow_retry": self.allow_retry,
+            }
+        )
+
+    def retry_group(self, request: Request) -> Response:
+        """Retry now every object of one failure group (model and message), as `xsync retry`."""
+        refused = self._write_refused(request)
+        if refused is not None:
+            return refused
+        model = request.query_params.get("model") or ""
+        message = request.query_params.get("message")
+        if not self.reader.has_model(model):
+            return _error(404, f"no model named {model!r}")
+        failing, _ = self.status.groups()
+        group = next((g for g in failing if g.model == model and g.message == message), None)
+        if group is None:
+            return _error(404, f"no failing {model} objects with the message {message!r}")
+        done = _guard(lambda: [retry_now(self.reader.store, model, id) for id in group.ids])
+        if isinstance(done, Response):
+            return done
+        return JSONResponse({"retried": len(group.ids), "model": model, "message": message})
+
+    def _write_refused(self, request: Request) -> Response | None:
+        if not self.allow_retry:
+            return _error(403, "retry is disabled; start the UI with --allow-retry")
+        if request.headers.get(WRITE_HEADER) != "1":
+            return _error(403, f"a retry must come from the page (header {WRITE_HEADER})")
+        return None
 
     def detail(self, request: Request) -> Response:
         model, id = request.path_params["model"], request.path_params["id"]
@@ -181,10 +300,9 @@ class _Api:
 
     def retry(self, request: Request) -> Response:
         """Clear the object's backoffs so the next pass takes it (`retry.retry_now`)."""
-        if not self.allow_retry:
-            return _error(403, "retry is disabled; start the UI with --allow-retry")
-        if request.headers.get(WRITE_HEADER) != "1":
-            return _error(403, f"a retry must come from the page (header {WRITE_HEADER})")
+        refused = self._write_refused(request)
+        if refused is not None:
+            return refused
         model, id = request.path_params["model"], request.path_params["id"]
         if not self.reader.has_model(model):
             return _error(404, f"no model named {model!r}")
@@ -202,7 +320,11 @@ class _Api:
         return summary.as_json() if summary is not None else None
 
     def graph(self, request: Request) -> Response:
-        return Response(self.graph_svg, media_type="image/svg+xml")
+        self.status.refresh_due(self.clock())
+        svg = _guard_graph(lambda: self.picture.render(self.status.counts()))
+        if isinstance(svg, Response):
+            return svg
+        return Response(svg, media_type="image/svg+xml")
 
     async def events(self, request: Request) -> Response:
         after = _int(request.headers.get("last-event-id"))
@@ -269,6 +391,13 @@ def _int(text: str | None) -> int | None:
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _guard_graph(render: Callable[[], str]) -> str | Response:
+    try:
+        return render()
+    except GraphError as exc:
+        return _error(503, str(exc))
 
 
 def _guard(read: Callable[[], Any]) -> Any:

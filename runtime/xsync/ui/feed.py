@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..store.base import Change
+from ..store.base import Change, NotFound, Record
+from .index import StatusIndex
 from .state import StatusReader
 
 Message = dict[str, Any]
@@ -41,16 +42,19 @@ class Subscription:
 
 
 class ChangeFeed:
-    """Follows `reader.store.changes` and broadcasts a message per change of a shown model."""
+    """Follows `reader.store.changes`, keeps `index` up to date, and broadcasts a message per
+    change of a shown model."""
 
     def __init__(
         self,
         reader: StatusReader,
+        index: StatusIndex,
         *,
         poll_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.reader = reader
+        self.index = index
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.latest_seq = 0
@@ -61,6 +65,8 @@ class ChangeFeed:
 
     def start(self) -> None:
         self.latest_seq = self._current_seq()
+        # After the position is taken: a change meanwhile is read again by the follower.
+        self.index.load(self.clock())
         self._thread = threading.Thread(target=self._follow, name="xsync-ui-watch", daemon=True)
         self._thread.start()
 
@@ -113,7 +119,7 @@ class ChangeFeed:
         now = self.clock()
         found: list[Message] = []
         for change in last.values():
-            summary = self.reader.summary(change.model, change.id, now=now)
+            summary = self.index.update(change.model, change.id, self._read(change), now)
             found.append(
                 {
                     "seq": change.seq,
@@ -124,6 +130,12 @@ class ChangeFeed:
                 }
             )
         return found
+
+    def _read(self, change: Change) -> Record | None:
+        try:
+            return self.reader.store.get(change.model, change.id, include_deleted=True)
+        except NotFound:
+            return None
 
     def _current_seq(self) -> int:
         try:
@@ -138,6 +150,7 @@ class ChangeFeed:
             try:
                 changes = self.reader.store.changes(self.latest_seq, timeout=self.poll_seconds)
                 messages = self.messages(changes)
+                self.index.refresh_due(self.clock())
             except Exception as exc:
                 # The store may be restarting: say so once a second and keep trying.
                 log.warning("watching the store failed: %s", exc)

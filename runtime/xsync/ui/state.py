@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..backend_state import (
     BackendRegister,
+    Classification,
     STATES,
     State,
     classify,
@@ -72,8 +73,10 @@ class Summary:
         return True
 
 
-def summarize(model: str, record: Mapping[str, Any], *, now: float) -> Summary:
-    c = classify(record, now)
+def summarize(
+    model: str, record: Mapping[str, Any], *, now: float, classified: Classification | None = None
+) -> Summary:
+    c = classified if classified is not None else classify(record, now)
     return Summary(
         model=model,
         id=int(record["id"]),
@@ -154,48 +157,20 @@ def _text(value: object) -> str | None:
 class StatusReader:
     """Reads the store for the page: lists, one object in detail, its neighbours by link."""
 
-    def __init__(self, store: Store, models: Sequence[str], deps: ModelDeps) -> None:
+    def __init__(
+        self,
+        store: Store,
+        models: Sequence[str],
+        deps: ModelDeps,
+        waited_by: Callable[[str, int], list[Summary]],
+    ) -> None:
         self.store = store
         self.models = list(models)
         self.links = LinkFields.from_model_deps(deps)
-        # Who links to a model: model -> [(linking model, its link field)].
-        self._linked_from: dict[str, list[tuple[str, str]]] = {}
-        for model in self.models:
-            for field_name, peer in self.links.for_model(model):
-                self._linked_from.setdefault(peer, []).append((model, field_name))
+        self.waited_by = waited_by  # the index answers this without scanning the store
 
     def has_model(self, model: str) -> bool:
         return model in self.models
-
-    def records(self, model: str) -> list[Record]:
-        return [r for r in self.store.query(model, deleted=None) if not is_gone(r)]
-
-    def summaries(
-        self,
-        *,
-        now: float,
-        model: str | None = None,
-        state: str | None = None,
-        text: str | None = None,
-    ) -> list[Summary]:
-        models = [model] if model else self.models
-        found: list[Summary] = []
-        for name in models:
-            for record in self.records(name):
-                summary = summarize(name, record, now=now)
-                if summary.matches(model=None, state=state, text=text):
-                    found.append(summary)
-        return found
-
-    def counts(self, *, now: float) -> dict[str, dict[str, int]]:
-        """Per model, how many objects are in each state."""
-        result: dict[str, dict[str, int]] = {}
-        for name in self.models:
-            tally: dict[str, int] = {state.value: 0 for state in STATES}
-            for record in self.records(name):
-                tally[classify(record, now).state.value] += 1
-            result[name] = tally
-        return result
 
     def summary(self, model: str, id: int, *, now: float) -> Summary | None:
         """The object's row now, or None once it is gone for good."""
@@ -209,7 +184,7 @@ class StatusReader:
         """Everything the page shows on a click. Raises `NotFound`."""
         record = self.store.get(model, id, include_deleted=True)
         register = BackendRegister.parse(record.get("backend_register"))
-        waited_by = self.waited_by(model, id, now=now)
+        waited_by = self.waited_by(model, id)
         # What the last pass held it back for: the object that really failed.
         held = [register.held_by] if register.held_by is not None else []
         return {
@@ -233,19 +208,6 @@ class StatusReader:
     def waits_for(self, model: str, record: Mapping[str, Any]) -> list[Key]:
         """The objects this one links to along the dependency graph: they sync first."""
         return list(dict.fromkeys(self.links.links_of(model, record.get)))
-
-    def waited_by(self, model: str, id: int, *, now: float) -> list[Summary]:
-        """The objects that link to this one along the dependency graph: they sync after it."""
-        found: dict[Key, Summary] = {}
-        for other, field_name in self._linked_from.get(model, ()):
-            for record in self.store.query(other, deleted=None):
-                if is_gone(record):
-                    continue
-                single = record.get(field_name + "_id")
-                many = record.get(field_name + "_ids")
-                if single == id or (isinstance(many, (list, tuple)) and id in many):
-                    found.setdefault((other, int(record["id"])), summarize(other, record, now=now))
-        return list(found.values())
 
     def _neighbours(self, keys: Iterable[Key], now: float) -> list[Summary]:
         found: list[Summary] = []

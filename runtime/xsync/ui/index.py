@@ -1,0 +1,258 @@
+"""Every shown object's row, kept in memory so that a page of 100,000 objects answers at once.
+
+The index reads the store once at start-up (`load`), then follows the change feed (`update`),
+so a request never scans the store: counts are kept per model and state as rows change, and
+a filtered, sorted view is computed once per change of the index and paged from there. The
+state of each row is `backend_state.classify`'s; a row whose backoff ends is read back and
+classified again when it is due (`refresh_due`), because no change in the store says so.
+The failure groups are `status.failing_groups` and `status.held_groups`, as `xsync status`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from ..backend_state import STATES, State, classify, is_gone
+from ..planner import Key, LinkFields
+from ..status import FailingGroup, HeldGroup, Observed, failing_groups, held_groups, observe
+from ..store.base import NotFound, Record, Store
+from .state import Summary, summarize
+
+# Worst first: what a model's colour in the graph says.
+SEVERITY: tuple[State, ...] = (
+    State.ERROR,
+    State.HELD,
+    State.BACKING_OFF,
+    State.DEFERRED,
+    State.PENDING,
+    State.OK,
+)
+SORTS = ("model", "id", "name", "state", "message", "next_retry")
+VIEWS_KEPT = 8  # filtered, sorted views cached between two changes (one per open page, roughly)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    summary: Summary
+    observed: Observed
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The list's filters: model and state exactly; `text` in the name or message, or the id."""
+
+    model: str | None = None
+    state: str | None = None
+    text: str | None = None
+    sort: str = "model"
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    offset: int
+    rows: list[Summary]
+
+
+class StatusIndex:
+    """The rows of `models` in `store`; safe to use from several threads."""
+
+    def __init__(
+        self, store: Store, models: Sequence[str], links: LinkFields, order: Sequence[str]
+    ) -> None:
+        self.store = store
+        self.models = list(models)
+        self.links = links
+        self._rank = {name: i for i, name in enumerate(order)}
+        self._lock = threading.Lock()
+        self._rows: dict[Key, Row] = {}
+        self._counts: dict[str, dict[State, int]] = {m: _zero() for m in self.models}
+        self._due: list[tuple[float, Key]] = []  # (next_retry, key), a heap
+        self.version = 0
+        self._views: dict[Filters, list[Key]] = {}
+        self._groups: tuple[int, list[FailingGroup], list[HeldGroup]] | None = None
+
+    # --- writing --------------------------------------------------------------------------
+
+    def load(self, now: float) -> None:
+        """Read every object of every model (replacing what was known)."""
+        rows: dict[Key, Row] = {}
+        for model in self.models:
+            for record in self.store.query(model, deleted=None):
+                if not is_gone(record):
+                    row = self._row(model, record, now)
+                    rows[row.observed.key] = row
+        with self._lock:
+            self._rows = {}
+            self._counts = {m: _zero() for m in self.models}
+            self._due = []
+            for key, row in rows.items():
+                self._put(key, row)
+            self._changed()
+
+    def update(self, model: str, id: int, record: Record | None, now: float) -> Summary | None:
+        """Take the object's record as read now (None: gone); its new row's summary."""
+        key = (model, id)
+        row = None if record is None or is_gone(record) else self._row(model, record, now)
+        with self._lock:
+            self._drop(key)
+            if row is not None:
+                self._put(key, row)
+            self._changed()
+        return row.summary if row is not None else None
+
+    def refresh_due(self, now: float) -> list[Summary]:
+        """Classify again the rows whose backoff has ended; their new summaries."""
+        with self._lock:
+            due: list[Key] = []
+            while self._due and self._due[0][0] <= now:
+                _, key = heapq.heappop(self._due)
+                row = self._rows.get(key)
+                if row is not None and row.summary.next_retry is not None:
+                    if row.summary.next_retry <= now:
+                        due.append(key)
+        found: list[Summary] = []
+        for model, id in dict.fromkeys(due):
+            summary = self.update(model, id, self._read(model, id), now)
+            if summary is not None:
+                found.append(summary)
+        return found
+
+    def _read(self, model: str, id: int) -> Record | None:
+        try:
+            return self.store.get(model, id, include_deleted=True)
+        except NotFound:
+            return None
+
+    def _row(self, model: str, record: Record, now: float) -> Row:
+        c = classify(record, now)
+        return Row(
+            summarize(model, record, now=now, classified=c), observe(model, record, self.links, c)
+        )
+
+    def _put(self, key: Key, row: Row) -> None:
+        self._rows[key] = row
+        self._counts.setdefault(key[0], _zero())[row.summary.state] += 1
+        if row.summary.next_retry is not None:
+            heapq.heappush(self._due, (row.summary.next_retry, key))
+
+    def _drop(self, key: Key) -> None:
+        old = self._rows.pop(key, None)
+        if old is not None:
+            self._counts[key[0]][old.summary.state] -= 1
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._views.clear()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def summary(self, model: str, id: int) -> Summary | None:
+        with self._lock:
+            row = self._rows.get((model, id))
+        return row.summary if row is not None else None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per model, how many objects are in each state."""
+        with self._lock:
+            return {
+                model: {state.value: tally[state] for state in STATES}
+                for model, tally in self._counts.items()
+            }
+
+    def page(self, filters: Filters, offset: int, limit: int) -> Page:
+        """The rows `filters` select, sorted, from `offset`: at most `limit` of them."""
+        with self._lock:
+            keys = self._views.get(filters)
+            if keys is None:
+                keys = self._select(filters)
+                if len(self._views) >= VIEWS_KEPT:
+                    self._views.pop(next(iter(self._views)))
+                self._views[filters] = keys
+            rows = [self._rows[k].summary for k in keys[offset : offset + limit]]
+        return Page(len(keys), offset, rows)
+
+    def position(self, filters: Filters, key: Key) -> int | None:
+        """Where `key` is in the view `filters` selects, or None when it is not in it."""
+        self.page(filters, 0, 0)
+        with self._lock:
+            keys = self._views.get(filters, [])
+            try:
+                return keys.index(key)
+            except ValueError:
+                return None
+
+    def _select(self, f: Filters) -> list[Key]:
+        needle = (f.text or "").strip().casefold()
+        found = [
+            row.summary
+            for row in self._rows.values()
+            if (not f.model or row.summary.model == f.model)
+            and (not f.state or row.summary.state == f.state)
+            and (not needle or _found(row.summary, needle))
+        ]
+        found.sort(key=self._sort_key(f.sort), reverse=f.descending)
+        return [(s.model, s.id) for s in found]
+
+    def _sort_key(self, sort: str) -> Callable[[Summary], Any]:
+        rank, last = self._rank, len(self._rank)
+
+        def model_order(s: Summary) -> tuple[int, str]:
+            return (rank.get(s.model, last), s.model)
+
+        severity = {state: i for i, state in enumerate(SEVERITY)}
+        keys: dict[str, Callable[[Summary], Any]] = {
+            "model": lambda s: (model_order(s), s.id),
+            "id": lambda s: (s.id, model_order(s)),
+            "name": lambda s: (s.name.casefold(), model_order(s), s.id),
+            "state": lambda s: (severity[s.state], model_order(s), s.id),
+            "message": lambda s: (_shown_message(s).casefold(), model_order(s), s.id),
+            "next_retry": lambda s: (s.next_retry or 0.0, model_order(s), s.id),
+        }
+        return keys[sort]
+
+    def waited_by(self, model: str, id: int) -> list[Summary]:
+        """The objects that link to this one: they sync after it."""
+        key = (model, id)
+        with self._lock:
+            return [row.summary for row in self._rows.values() if key in row.observed.links]
+
+    def groups(self) -> tuple[list[FailingGroup], list[HeldGroup]]:
+        """Failures by message and held-back objects by root cause, as `xsync status` has them."""
+        with self._lock:
+            if self._groups is not None and self._groups[0] == self.version:
+                return self._groups[1], self._groups[2]
+            version = self.version
+            observed = [row.observed for row in self._rows.values()]
+        failing = failing_groups(observed)
+        _, held = held_groups(observed)
+        with self._lock:
+            self._groups = (version, failing, held)
+        return failing, held
+
+    def worst(self) -> dict[str, State | None]:
+        """Each model's worst state; None for a model without objects."""
+        with self._lock:
+            return {model: _worst(tally) for model, tally in self._counts.items()}
+
+
+def _zero() -> dict[State, int]:
+    return {state: 0 for state in STATES}
+
+
+def _worst(tally: Mapping[State, int]) -> State | None:
+    return next((state for state in SEVERITY if tally.get(state)), None)
+
+
+def _shown_message(s: Summary) -> str:
+    return "" if s.state is State.OK else s.message
+
+
+def _found(s: Summary, needle: str) -> bool:
+    return (
+        needle in s.name.casefold() or needle == str(s.id) or needle in _shown_message(s).casefold()
+    )
