@@ -7,6 +7,7 @@ An error keeps its red even while it backs off; its `next_retry` says when it is
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -162,12 +163,19 @@ class StatusReader:
         store: Store,
         models: Sequence[str],
         deps: ModelDeps,
-        waited_by: Callable[[str, int], list[Summary]],
+        waited_by: Callable[[str, int], list[Summary]] | None = None,
     ) -> None:
+        """`waited_by` answers who links to an object (the UI's index does, without reading
+        the store); by default the linking models are read (`xsync status MODEL ID`)."""
         self.store = store
         self.models = list(models)
         self.links = LinkFields.from_model_deps(deps)
-        self.waited_by = waited_by  # the index answers this without scanning the store
+        # Who links to a model: model -> [(linking model, its link field)].
+        self._linked_from: dict[str, list[tuple[str, str]]] = {}
+        for model in self.models:
+            for field_name, peer in self.links.for_model(model):
+                self._linked_from.setdefault(peer, []).append((model, field_name))
+        self.waited_by = waited_by or self._read_waited_by
 
     def has_model(self, model: str) -> bool:
         return model in self.models
@@ -208,6 +216,20 @@ class StatusReader:
     def waits_for(self, model: str, record: Mapping[str, Any]) -> list[Key]:
         """The objects this one links to along the dependency graph: they sync first."""
         return list(dict.fromkeys(self.links.links_of(model, record.get)))
+
+    def _read_waited_by(self, model: str, id: int) -> list[Summary]:
+        """The objects that link to this one along the dependency graph, read from the store."""
+        now = time.time()
+        found: dict[Key, Summary] = {}
+        for other, field_name in self._linked_from.get(model, ()):
+            for record in self.store.query(other, deleted=None):
+                if is_gone(record):
+                    continue
+                single = record.get(field_name + "_id")
+                many = record.get(field_name + "_ids")
+                if single == id or (isinstance(many, (list, tuple)) and id in many):
+                    found.setdefault((other, int(record["id"])), summarize(other, record, now=now))
+        return list(found.values())
 
     def _neighbours(self, keys: Iterable[Key], now: float) -> list[Summary]:
         found: list[Summary] = []
