@@ -94,33 +94,6 @@ def check_dependency_order(log: CallLog, region_of: dict[int, int]) -> None:
         assert min(c.start for c in calls[("Cluster", cluster)]) >= region_done, (cluster, region)
 
 
-def test_runners_share_the_work_without_overlap_and_in_dependency_order(
-    tmp_path: Path, store_url: str
-) -> None:
-    configs = runner_configs(tmp_path, store_url, 3, sleep=0.01)
-    runners = [start_runner(config, "--timeout", "40") for config in configs]
-    try:
-        for index in range(3):
-            wait(lambda: started(tmp_path, index), 30, f"runner {index}'s start")
-        region_of = create_objects(configs[0])
-        wait(lambda: pending(configs[0]) == 0, 30, "every object synced")
-        log = CallLog.read(tmp_path / "calls.log")
-        assert log.overlaps() == []
-        synced = log.by_object()
-        assert len(synced) == REGIONS + CLUSTERS
-        # Each object exactly once: a runner never syncs from a copy older than another's work.
-        assert [k for k, calls in synced.items() if len(calls) > 1] == []
-        assert len(log.pids()) >= 2, "the work was not shared"
-        check_dependency_order(log, region_of)
-        status = run_cli("xsync.cli", "status", str(configs[0]), "--json")
-        assert status.returncode == 0, status.stderr
-        runners_seen = json.loads(status.stdout)["runners"]
-        assert runners_seen["leases"] == {}  # all given back when done
-        assert int(runners_seen["leader"].split(":")[1]) in {r.pid for r in runners}
-    finally:
-        stop_all(runners)
-
-
 def test_runners_share_the_work_through_a_core(tmp_path: Path) -> None:
     configs = runner_configs(tmp_path, None, 2, sleep=0.01)
     endpoint = f"127.0.0.1:{free_port()}"
@@ -152,7 +125,7 @@ def test_runners_share_the_work_through_a_core(tmp_path: Path) -> None:
         core.stop()
 
 
-def test_sigkilled_runners_work_is_taken_over_and_nothing_is_lost(
+def test_runners_share_the_work_and_a_sigkilled_runners_is_taken_over_with_nothing_lost(
     tmp_path: Path, store_url: str
 ) -> None:
     rng = random.Random(14)
@@ -194,6 +167,15 @@ def test_sigkilled_runners_work_is_taken_over_and_nothing_is_lost(
         twice = {k for k, cs in synced.items() if len(cs) > 1}
         assert twice <= in_flight
         assert len(twice) <= 2 * 2 + 2  # the workers of the two killed runners, and a margin
+        assert len(log.pids()) >= 2, "the work was not shared"
         check_dependency_order(log, region_of)
+        # Leases are given back when the work is done, or end with their (killed) runner.
+        with connect(configs[0]) as api:
+            wait(lambda: api.store.leases.holders("cloud") == {}, 5, "every lease ended")
+        status = run_cli("xsync.cli", "status", str(configs[0]), "--json")
+        assert status.returncode == 0, status.stderr
+        runners_seen = json.loads(status.stdout)["runners"]
+        assert runners_seen["leases"] == {}
+        assert int(runners_seen["leader"].split(":")[1]) in {r.pid for r in runners}
     finally:
         stop_all(runners)
