@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from .backend_state import exception_message
 from .observability import LOGGER_NAME, Metrics
@@ -67,7 +67,7 @@ def runner_id() -> str:
 class _Renewal:
     """A daemon thread calling `renew` every `period` seconds until stopped."""
 
-    def __init__(self, name: str, period: float, renew: object) -> None:
+    def __init__(self, name: str, period: float, renew: Callable[[], None]) -> None:
         self._stop = threading.Event()
         self._period = period
         self._renew = renew
@@ -83,7 +83,7 @@ class _Renewal:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._period):
-            self._renew()  # type: ignore[operator]
+            self._renew()
 
 
 class Claims:
