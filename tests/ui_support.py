@@ -5,6 +5,7 @@ engine whose Greeting step fails on demand, and the UI served by uvicorn on a lo
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -140,3 +141,90 @@ def serve(
     server = UiServer(app, bind("127.0.0.1", 0))
     server.start()
     return server
+
+
+# --- a big store, built fast: the scale test and bench/bench_ui.py -----------------------------
+
+FULL_MESSAGE = "cluster is full"
+FIRE_MESSAGE = "disk on fire"
+BORDER_MESSAGE = "border closed"
+
+
+@dataclass(frozen=True)
+class ScaleWorld:
+    """What `build_scale_store` made: how many of each, and a few ids the tests look for."""
+
+    total: int
+    countries: int
+    full: int  # greetings failing with FULL_MESSAGE
+    fire: int  # greetings failing with FIRE_MESSAGE
+    held: int  # greetings held back by the closed country
+    closed_country: int
+    counts: dict[str, dict[str, int]]
+
+
+def build_scale_store(store: Store, total: int = 100_000, *, chunk: int = 10_000) -> ScaleWorld:
+    """`total` objects of the hello models, written with `create_many` as the synchronizer
+    would have left them: most in sync, two groups of failures, one country failing and the
+    greetings that link to it held back."""
+    from xsync import backend_state as bs
+    from xsync.backoff import RetryBook
+
+    now = time.time()
+    book = RetryBook()
+    in_sync = bs.synced(register="{}", enacted=now + 86_400, retries=book, now=now)
+    in_sync["enacted"] = now + 86_400  # later than the creation stamp: nothing to do
+
+    def failing(message: str) -> dict[str, Any]:
+        return bs.failed(status="", register="{}", message=message, retries=book, now=now)
+
+    world = int(
+        store.create_many("World", [{"name": "earth", **in_sync}], actor="synchronizer")[0]["id"]
+    )
+    countries = 100
+    closed_at = 13
+    country_ids = [
+        int(r["id"])
+        for r in store.create_many(
+            "Country",
+            [
+                {"name": f"country-{i:03}", "world_id": world,
+                 **(failing(BORDER_MESSAGE) if i == closed_at else in_sync)}
+                for i in range(countries)
+            ],
+            actor="synchronizer",
+        )
+    ]  # fmt: skip
+    closed = country_ids[closed_at]
+    held_values = bs.held_back(
+        status="", register="{}", code=0, cause=("Country", closed), reason=BORDER_MESSAGE
+    )
+    greetings = total - 1 - countries
+    held = full = fire = made = 0
+    while made < greetings:
+        batch = []
+        for n in range(made, min(greetings, made + chunk)):
+            country = country_ids[n % countries]
+            values: dict[str, Any] = {"message": f"greeting {n:06}", "country_id": country}
+            if country == closed:
+                values.update(held_values)
+                held += 1
+            elif n % 200 == 1:  # 0.5 %
+                values.update(failing(FULL_MESSAGE))
+                full += 1
+            elif n % 1000 == 2:  # 0.1 %
+                values.update(failing(FIRE_MESSAGE))
+                fire += 1
+            else:
+                values.update(in_sync)
+            batch.append(values)
+        store.create_many("Greeting", batch, actor="synchronizer")
+        made += len(batch)
+    zero = {"ok": 0, "pending": 0, "deferred": 0, "held": 0, "backing_off": 0, "error": 0}
+    counts = {
+        "World": {**zero, "ok": 1},
+        "Country": {**zero, "ok": countries - 1, "error": 1},
+        "Greeting": {**zero, "held": held, "error": full + fire,
+                     "ok": greetings - held - full - fire},
+    }  # fmt: skip
+    return ScaleWorld(total, countries, full, fire, held, closed, counts)

@@ -52,6 +52,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 KEEPALIVE_SECONDS = 15.0
 PAGE_LIMIT = 200  # rows per /api/objects answer unless asked; at most MAX_PAGE_LIMIT
 MAX_PAGE_LIMIT = 1000
+READY_WAIT_SECONDS = 10.0  # a request waits this long for the first reading of the store
 GROUP_IDS_SHOWN = 100  # ids listed per group; the count is the whole group's
 # A header a cross-site form or image cannot send: only the page's own fetch() adds it.
 WRITE_HEADER = "x-xsync-ui"
@@ -175,6 +176,8 @@ class _Api:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     def models(self, request: Request) -> Response:
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         seq = self.feed.latest_seq  # read first: the page replays from here, never skips
         now = self.clock()
         self.status.refresh_due(now)
@@ -200,6 +203,8 @@ class _Api:
 
     def objects(self, request: Request) -> Response:
         """One page of the list: `offset`, `limit` (default 200), and the `total` selected."""
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         query = request.query_params
         filters = self._filters(request)
         if isinstance(filters, Response):
@@ -243,6 +248,8 @@ class _Api:
 
     def groups(self, request: Request) -> Response:
         """Failures grouped by message, held-back objects by what they wait for (`xsync status`)."""
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         self.status.refresh_due(self.clock())
         failing, held = self.status.groups()
         return JSONResponse(
@@ -265,6 +272,8 @@ class _Api:
         refused = self._write_refused(request)
         if refused is not None:
             return refused
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         model = request.query_params.get("model") or ""
         message = request.query_params.get("message")
         if not self.reader.has_model(model):
@@ -286,6 +295,8 @@ class _Api:
         return None
 
     def detail(self, request: Request) -> Response:
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         model, id = request.path_params["model"], request.path_params["id"]
         if not self.reader.has_model(model):
             return _error(404, f"no model named {model!r}")
@@ -320,6 +331,8 @@ class _Api:
         return summary.as_json() if summary is not None else None
 
     def graph(self, request: Request) -> Response:
+        if not self.status.wait_ready(READY_WAIT_SECONDS):
+            return _not_ready()
         self.status.refresh_due(self.clock())
         svg = _guard_graph(lambda: self.picture.render(self.status.counts()))
         if isinstance(svg, Response):
@@ -387,6 +400,12 @@ def _int(text: str | None) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
+
+
+def _not_ready() -> Response:
+    response = _error(503, "the UI is still reading the store's objects; the page retries")
+    response.headers["retry-after"] = "2"
+    return response
 
 
 def _error(status: int, message: str) -> Response:

@@ -65,8 +65,6 @@ class ChangeFeed:
 
     def start(self) -> None:
         self.latest_seq = self._current_seq()
-        # After the position is taken: a change meanwhile is read again by the follower.
-        self.index.load(self.clock())
         self._thread = threading.Thread(target=self._follow, name="xsync-ui-watch", daemon=True)
         self._thread.start()
 
@@ -146,6 +144,15 @@ class ChangeFeed:
         return changes[-1].seq if changes else 0
 
     def _follow(self) -> None:
+        # The index is read here, not in `start`: 100,000 objects take seconds, and the server
+        # answers meanwhile (`StatusIndex.wait_ready`). Read after the position is taken, so a
+        # change made while it reads is read again below.
+        while not self._stop.is_set() and not self.index.ready.is_set():
+            try:
+                self.index.load(self.clock())
+            except Exception as exc:
+                log.warning("reading the store failed: %s", exc)
+                self._stop.wait(1.0)
         while not self._stop.is_set():
             try:
                 changes = self.reader.store.changes(self.latest_seq, timeout=self.poll_seconds)

@@ -75,6 +75,11 @@ class StatusIndex:
         self.version = 0
         self._views: dict[Filters, list[Key]] = {}
         self._groups: tuple[int, list[FailingGroup], list[HeldGroup]] | None = None
+        self.ready = threading.Event()  # set once `load` has read every object
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether the first `load` is done, waiting up to `timeout` seconds for it."""
+        return self.ready.wait(timeout)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -93,6 +98,7 @@ class StatusIndex:
             for key, row in rows.items():
                 self._put(key, row)
             self._changed()
+        self.ready.set()
 
     def update(self, model: str, id: int, record: Record | None, now: float) -> Summary | None:
         """Take the object's record as read now (None: gone); its new row's summary."""

@@ -20,6 +20,7 @@ const BLOCK = 100; // rows per /api/objects request
 const OVERSCAN = 15; // rows drawn beyond each edge of the view
 const VIEW_REFRESH_MS = 500; // after a live change: ask again for the rows in view
 const COUNTS_REFRESH_MS = 300;
+const GROUP_LINKS = 24; // objects linked per group; "List them" shows them all
 
 const page = {
   filters: { model: "", state: "", q: "" },
@@ -488,7 +489,8 @@ async function loadGroups() {
   $("#groups-badge").textContent = data.failing.length ? String(data.failing.length) : "";
 }
 
-function idLinks(model, ids, total) {
+function idLinks(model, all, total) {
+  const ids = all.slice(0, GROUP_LINKS);
   const list = el("ul", {}, ...ids.map((id) => el("li", {}, el("a", {
     class: "object-link", tabindex: "0", text: `${model} ${id}`,
     on: { click: () => select(`${model}:${id}`), keydown: (e) => e.key === "Enter" && select(`${model}:${id}`) },
@@ -763,8 +765,18 @@ async function start() {
   watchControls();
   drawSort();
   drawLegend();
+  // A UI started on a big store reads it first (a few seconds): ask again until it answers.
+  let seq = null;
+  while (seq === null) {
+    try {
+      seq = await loadModels();
+    } catch (error) {
+      showError(error.message);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  showError("");
   try {
-    const seq = await loadModels();
     await resetList();
     follow(seq);
     loadGroups();
