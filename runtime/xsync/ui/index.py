@@ -38,6 +38,11 @@ VIEWS_KEPT = 8  # filtered, sorted views cached between two changes (one per ope
 class Row:
     summary: Summary
     observed: Observed
+    text: str  # what a search looks in: the name and the message shown, casefolded once
+
+    @staticmethod
+    def of(summary: Summary, observed: Observed) -> Row:
+        return Row(summary, observed, f"{summary.name}\n{_shown_message(summary)}".casefold())
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ class StatusIndex:
         self._rank = {name: i for i, name in enumerate(order)}
         self._lock = threading.Lock()
         self._rows: dict[Key, Row] = {}
+        self._linked_from: dict[Key, set[Key]] = {}  # who links to an object
         self._counts: dict[str, dict[State, int]] = {m: _zero() for m in self.models}
         self._due: list[tuple[float, Key]] = []  # (next_retry, key), a heap
         self.version = 0
@@ -93,6 +99,7 @@ class StatusIndex:
                     rows[row.observed.key] = row
         with self._lock:
             self._rows = {}
+            self._linked_from = {}
             self._counts = {m: _zero() for m in self.models}
             self._due = []
             for key, row in rows.items():
@@ -136,12 +143,14 @@ class StatusIndex:
 
     def _row(self, model: str, record: Record, now: float) -> Row:
         c = classify(record, now)
-        return Row(
+        return Row.of(
             summarize(model, record, now=now, classified=c), observe(model, record, self.links, c)
         )
 
     def _put(self, key: Key, row: Row) -> None:
         self._rows[key] = row
+        for peer in row.observed.links:
+            self._linked_from.setdefault(peer, set()).add(key)
         self._counts.setdefault(key[0], _zero())[row.summary.state] += 1
         if row.summary.next_retry is not None:
             heapq.heappush(self._due, (row.summary.next_retry, key))
@@ -150,6 +159,8 @@ class StatusIndex:
         old = self._rows.pop(key, None)
         if old is not None:
             self._counts[key[0]][old.summary.state] -= 1
+            for peer in old.observed.links:
+                self._linked_from.get(peer, set()).discard(key)
 
     def _changed(self) -> None:
         self.version += 1
@@ -199,7 +210,7 @@ class StatusIndex:
             for row in self._rows.values()
             if (not f.model or row.summary.model == f.model)
             and (not f.state or row.summary.state == f.state)
-            and (not needle or _found(row.summary, needle))
+            and (not needle or needle in row.text or needle == str(row.summary.id))
         ]
         found.sort(key=self._sort_key(f.sort), reverse=f.descending)
         return [(s.model, s.id) for s in found]
@@ -223,9 +234,9 @@ class StatusIndex:
 
     def waited_by(self, model: str, id: int) -> list[Summary]:
         """The objects that link to this one: they sync after it."""
-        key = (model, id)
         with self._lock:
-            return [row.summary for row in self._rows.values() if key in row.observed.links]
+            keys = sorted(self._linked_from.get((model, id), ()))
+            return [self._rows[k].summary for k in keys if k in self._rows]
 
     def groups(self) -> tuple[list[FailingGroup], list[HeldGroup]]:
         """Failures by message and held-back objects by root cause, as `xsync status` has them."""
@@ -256,9 +267,3 @@ def _worst(tally: Mapping[State, int]) -> State | None:
 
 def _shown_message(s: Summary) -> str:
     return "" if s.state is State.OK else s.message
-
-
-def _found(s: Summary, needle: str) -> bool:
-    return (
-        needle in s.name.casefold() or needle == str(s.id) or needle in _shown_message(s).casefold()
-    )
