@@ -181,3 +181,24 @@ def test_an_update_moves_one_row_between_counts_and_a_due_backoff_is_read_again(
 
 def zero() -> dict[str, int]:
     return {s.value: 0 for s in SEVERITY}
+
+
+def test_the_index_reads_a_postgresql_store_the_same_way() -> None:
+    from pg import fresh_schema
+    from ui_support import FULL_MESSAGE, build_scale_store
+
+    schema = load_schema([HELLO], core="auto")
+    with fresh_schema() as url:
+        store = open_store(url, schema)
+        try:
+            world = build_scale_store(store, 1_000, chunk=500)
+            hello = Hello(store, schema)
+            index = StatusIndex(store, MODELS, LinkFields.from_model_deps(hello.deps), MODELS)
+            index.load(time.time())
+            assert index.counts() == world.counts
+            found = index.page(Filters(text=FULL_MESSAGE), 0, 10)
+            assert found.total == world.full and {s.state for s in found.rows} == {"error"}
+            held = index.waited_by("Country", world.closed_country)
+            assert len(held) == world.held and {s.state for s in held} == {"held"}
+        finally:
+            store.close()
