@@ -2,14 +2,15 @@
 
 The index reads the store once at start-up (`load`), then follows the change feed (`update`),
 so a request never scans the store: counts are kept per model and state as rows change, and
-a filtered, sorted view is computed once per change of the index and paged from there. The
-state of each row is `backend_state.classify`'s; a row whose backoff ends is read back and
+a filtered, sorted view is computed once, paged from there, and kept in order as rows change.
+The state of each row is `backend_state.classify`'s; a row whose backoff ends is read back and
 classified again when it is due (`refresh_due`), because no change in the store says so.
 The failure groups are `status.failing_groups` and `status.held_groups`, as `xsync status`.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 from dataclasses import dataclass
@@ -63,6 +64,39 @@ class Page:
     rows: list[Summary]
 
 
+@dataclass(slots=True)
+class _View:
+    """The keys a filter selects, kept in ascending sort order beside their sort values, so that
+    a change moves one row (two bisections) instead of computing the view again."""
+
+    filters: Filters
+    values: list[Any]
+    keys: list[Key]
+
+    def slice(self, offset: int, limit: int) -> list[Key]:
+        if not self.filters.descending:
+            return self.keys[offset : offset + limit]
+        end = len(self.keys) - offset
+        return self.keys[max(0, end - limit) : end][::-1] if end > 0 else []
+
+    def position(self, key: Key) -> int | None:
+        try:
+            at = self.keys.index(key)
+        except ValueError:
+            return None
+        return len(self.keys) - 1 - at if self.filters.descending else at
+
+    def remove(self, value: Any, key: Key) -> None:
+        at = bisect.bisect_left(self.values, value)
+        if at < len(self.keys) and self.keys[at] == key:
+            del self.values[at], self.keys[at]
+
+    def add(self, value: Any, key: Key) -> None:
+        at = bisect.bisect_left(self.values, value)
+        self.values.insert(at, value)
+        self.keys.insert(at, key)
+
+
 class StatusIndex:
     """The rows of `models` in `store`; safe to use from several threads."""
 
@@ -79,7 +113,8 @@ class StatusIndex:
         self._counts: dict[str, dict[State, int]] = {m: _zero() for m in self.models}
         self._due: list[tuple[float, Key]] = []  # (next_retry, key), a heap
         self.version = 0
-        self._views: dict[Filters, list[Key]] = {}
+        self._views: dict[Filters, _View] = {}
+        self._sort_keys = self._sort_keys_by_name()
         self._groups: tuple[int, list[FailingGroup], list[HeldGroup]] | None = None
         self.ready = threading.Event()  # set once `load` has read every object
 
@@ -99,6 +134,7 @@ class StatusIndex:
                     rows[row.observed.key] = row
         with self._lock:
             self._rows = {}
+            self._views = {}
             self._linked_from = {}
             self._counts = {m: _zero() for m in self.models}
             self._due = []
@@ -112,9 +148,16 @@ class StatusIndex:
         key = (model, id)
         row = None if record is None or is_gone(record) else self._row(model, record, now)
         with self._lock:
+            old = self._rows.get(key)
             self._drop(key)
             if row is not None:
                 self._put(key, row)
+            for view in self._views.values():
+                sort_key = self._sort_keys[view.filters.sort]
+                if old is not None and _matches(view.filters, old):
+                    view.remove(sort_key(old.summary), key)
+                if row is not None and _matches(view.filters, row):
+                    view.add(sort_key(row.summary), key)
             self._changed()
         return row.summary if row is not None else None
 
@@ -164,7 +207,6 @@ class StatusIndex:
 
     def _changed(self) -> None:
         self.version += 1
-        self._views.clear()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -184,45 +226,37 @@ class StatusIndex:
     def page(self, filters: Filters, offset: int, limit: int) -> Page:
         """The rows `filters` select, sorted, from `offset`: at most `limit` of them."""
         with self._lock:
-            keys = self._views.get(filters)
-            if keys is None:
-                keys = self._select(filters)
-                if len(self._views) >= VIEWS_KEPT:
-                    self._views.pop(next(iter(self._views)))
-                self._views[filters] = keys
-            rows = [self._rows[k].summary for k in keys[offset : offset + limit]]
-        return Page(len(keys), offset, rows)
+            view = self._view(filters)
+            rows = [self._rows[k].summary for k in view.slice(offset, limit)]
+            return Page(len(view.keys), offset, rows)
 
     def position(self, filters: Filters, key: Key) -> int | None:
         """Where `key` is in the view `filters` selects, or None when it is not in it."""
-        self.page(filters, 0, 0)
         with self._lock:
-            keys = self._views.get(filters, [])
-            try:
-                return keys.index(key)
-            except ValueError:
-                return None
+            return self._view(filters).position(key)
 
-    def _select(self, f: Filters) -> list[Key]:
-        needle = (f.text or "").strip().casefold()
-        found = [
-            row.summary
-            for row in self._rows.values()
-            if (not f.model or row.summary.model == f.model)
-            and (not f.state or row.summary.state == f.state)
-            and (not needle or needle in row.text or needle == str(row.summary.id))
-        ]
-        found.sort(key=self._sort_key(f.sort), reverse=f.descending)
-        return [(s.model, s.id) for s in found]
+    def _view(self, f: Filters) -> _View:
+        view = self._views.get(f)
+        if view is None:
+            sort_key = self._sort_keys[f.sort]
+            found = sorted(
+                (sort_key(row.summary), key) for key, row in self._rows.items() if _matches(f, row)
+            )
+            view = _View(f, [value for value, _ in found], [key for _, key in found])
+            if len(self._views) >= VIEWS_KEPT:
+                self._views.pop(next(iter(self._views)))
+            self._views[f] = view
+        return view
 
-    def _sort_key(self, sort: str) -> Callable[[Summary], Any]:
+    def _sort_keys_by_name(self) -> dict[str, Callable[[Summary], Any]]:
+        """Per sort, each row's sort value; all end with the model and id, so none are equal."""
         rank, last = self._rank, len(self._rank)
 
         def model_order(s: Summary) -> tuple[int, str]:
             return (rank.get(s.model, last), s.model)
 
         severity = {state: i for i, state in enumerate(SEVERITY)}
-        keys: dict[str, Callable[[Summary], Any]] = {
+        return {
             "model": lambda s: (model_order(s), s.id),
             "id": lambda s: (s.id, model_order(s)),
             "name": lambda s: (s.name.casefold(), model_order(s), s.id),
@@ -230,7 +264,6 @@ class StatusIndex:
             "message": lambda s: (_shown_message(s).casefold(), model_order(s), s.id),
             "next_retry": lambda s: (s.next_retry or 0.0, model_order(s), s.id),
         }
-        return keys[sort]
 
     def waited_by(self, model: str, id: int) -> list[Summary]:
         """The objects that link to this one: they sync after it."""
@@ -267,3 +300,12 @@ def _worst(tally: Mapping[State, int]) -> State | None:
 
 def _shown_message(s: Summary) -> str:
     return "" if s.state is State.OK else s.message
+
+
+def _matches(f: Filters, row: Row) -> bool:
+    if f.model and row.summary.model != f.model:
+        return False
+    if f.state and row.summary.state != f.state:
+        return False
+    needle = (f.text or "").strip().casefold()
+    return not needle or needle in row.text or needle == str(row.summary.id)
