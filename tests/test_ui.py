@@ -29,7 +29,9 @@ from ui_support import (
     hello,
     serve,
 )  # noqa: F401 - fixture
+from xsync import backend_state as bs
 from xsync.backend_state import sync_register
+from xsync.backoff import RetryBook
 from xsync.executor import Outcome
 from xsync.planner import LinkFields
 from xsync.status import collect_status
@@ -470,6 +472,30 @@ def test_retry_a_group_clears_the_backoff_of_each_of_its_objects(hello: Hello) -
     for id in full:
         assert sync_register(hello.row("Greeting", id)["backend_register"]).next_run == 0
     assert sync_register(hello.row("Greeting", other)["backend_register"]).next_run > 0
+
+
+def test_retry_a_held_back_group_retries_what_it_waits_for(hello: Hello) -> None:
+    earth = hello.make("World", name="earth")
+    closed = hello.make("Country", name="closed", world_id=earth)
+    for n in range(3):
+        hello.make("Greeting", message=f"waiting {n}", country_id=closed)
+    failure = bs.failed(
+        status="", register="{}", message="border closed", retries=RetryBook(), now=time.time()
+    )
+    hello.store.update("Country", closed, failure, actor="synchronizer")
+    assert sync_register(hello.row("Country", closed)["backend_register"]).next_run > 0
+    with client(hello, allow_retry=True) as ui:
+        [group] = ui.get("/api/groups").json()["held_back"]
+        assert (group["model"], group["count"], group["roots"]) == ("Greeting", 3, [closed])
+        where = {"model": "Greeting", "waits_for": "Country", "state": "error"}
+        response = ui.post("/api/groups/retry", params=where, headers=page_headers(ui))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"retried": 1, "model": "Country"}
+        wrong = ui.post(
+            "/api/groups/retry", params={**where, "state": "deferred"}, headers=page_headers(ui)
+        )
+        assert wrong.status_code == 404 and "deferred Country" in wrong.json()["error"]
+    assert sync_register(hello.row("Country", closed)["backend_register"]).next_run == 0
 
 
 # --- live events over a real server ---------------------------------------------------------

@@ -254,6 +254,9 @@ def test_failures_are_grouped_with_their_counts_and_a_group_is_retried(scale: Sc
         "return [...document.querySelectorAll('details.group.held')].map(g => [g.dataset.model, Number(g.dataset.count)]);"
     )
     assert held == [["Greeting", scale.world.held]]
+    assert page.js(
+        "return document.querySelector('details.group.held button.retry-group').textContent"
+    ) == ("Retry the 1 Country they wait for")
     page.js("document.querySelector('details.group.failing').open = true;")
     page.shot("6-groups")
     # Retry the smallest Greeting group: its objects' backoffs end (the synchronizer's write).

@@ -268,24 +268,41 @@ class _Api:
         )
 
     def retry_group(self, request: Request) -> Response:
-        """Retry now every object of one failure group (model and message), as `xsync retry`."""
+        """Retry now one group, as `xsync retry` does: `model` and `message` name a failure
+        group (its objects are retried); `model`, `waits_for` and `state` a held-back group
+        (the objects it waits for are retried: what holds it back is what has to run)."""
         refused = self._write_refused(request)
         if refused is not None:
             return refused
         if not self.status.wait_ready(READY_WAIT_SECONDS):
             return _not_ready()
-        model = request.query_params.get("model") or ""
-        message = request.query_params.get("message")
+        query = request.query_params
+        model = query.get("model") or ""
         if not self.reader.has_model(model):
             return _error(404, f"no model named {model!r}")
-        failing, _ = self.status.groups()
-        group = next((g for g in failing if g.model == model and g.message == message), None)
-        if group is None:
-            return _error(404, f"no failing {model} objects with the message {message!r}")
-        done = _guard(lambda: [retry_now(self.reader.store, model, id) for id in group.ids])
+        failing, held = self.status.groups()
+        if query.get("waits_for") is not None:
+            root, state = query.get("waits_for"), query.get("state")
+            found = next(
+                (
+                    g for g in held
+                    if g.model == model and g.root_model == root and g.root_state.value == state
+                ),
+                None,
+            )  # fmt: skip
+            if found is None:
+                return _error(404, f"no {model} objects held back by {state} {root} objects")
+            target, ids = found.root_model, sorted(found.roots)
+        else:
+            message = query.get("message")
+            group = next((g for g in failing if g.model == model and g.message == message), None)
+            if group is None:
+                return _error(404, f"no failing {model} objects with the message {message!r}")
+            target, ids = model, group.ids
+        done = _guard(lambda: [retry_now(self.reader.store, target, id) for id in ids])
         if isinstance(done, Response):
             return done
-        return JSONResponse({"retried": len(group.ids), "model": model, "message": message})
+        return JSONResponse({"retried": len(ids), "model": target})
 
     def _write_refused(self, request: Request) -> Response | None:
         if not self.allow_retry:

@@ -484,7 +484,7 @@ async function loadGroups() {
   }
   const failing = data.failing.map((g) => failingGroup(g, data.allow_retry));
   $("#failing").replaceChildren(...(failing.length ? failing : [el("p", { class: "hint", text: "Nothing is failing." })]));
-  const held = data.held_back.map(heldGroup);
+  const held = data.held_back.map((g) => heldGroup(g, data.allow_retry));
   $("#held").replaceChildren(...(held.length ? held : [el("p", { class: "hint", text: "Nothing is held back." })]));
   $("#groups-badge").textContent = data.failing.length ? String(data.failing.length) : "";
 }
@@ -505,20 +505,26 @@ function failingGroup(group, allowRetry) {
     el("summary", {}, icon("error"), " ", el("span", { class: "count", text: group.count.toLocaleString("en") }),
       el("span", { class: "model", text: group.model }), ": ", el("span", { class: "message", text: group.message })),
     el("button", { type: "button", class: "action show", on: { click: () => setFilters({ model: group.model, state: "error", q: group.message }) } }, "List them"),
-    allowRetry ? el("button", { type: "button", class: "action retry-group", on: { click: () => retryGroup(group) } }, `Retry these ${group.count}`) : null,
+    allowRetry ? el("button", { type: "button", class: "action retry-group", on: { click: () => retryGroup({ model: group.model, message: group.message }) } }, `Retry these ${group.count}`) : null,
     ...idLinks(group.model, group.ids, group.count)
   );
   node.querySelector("span.message").setAttribute("data-message", "");
   return node;
 }
 
-function heldGroup(group) {
+function heldGroup(group, allowRetry) {
   const state = STATE_LABELS[group.waits_for_state] || group.waits_for_state;
+  const where = { model: group.model, waits_for: group.waits_for_model, state: group.waits_for_state };
   return el(
     "details",
     { class: "group held", "data-model": group.model, "data-count": String(group.count) },
     el("summary", {}, icon("held"), " ", el("span", { class: "count", text: group.count.toLocaleString("en") }),
       `${group.model} wait for ${group.waits_for_count} ${state} ${group.waits_for_model}`),
+    el("button", { type: "button", class: "action show", on: { click: () => setFilters({ model: group.model, state: "held", q: "" }) } }, `List held ${group.model}`),
+    allowRetry
+      ? el("button", { type: "button", class: "action retry-group", on: { click: () => retryGroup(where) } },
+          `Retry the ${group.waits_for_count} ${group.waits_for_model} they wait for`)
+      : null,
     el("h3", { class: "hint", text: `What they wait for (${group.waits_for_model})` }),
     ...idLinks(group.waits_for_model, group.roots, group.waits_for_count),
     el("h3", { class: "hint", text: `Held back (${group.model})` }),
@@ -526,8 +532,9 @@ function heldGroup(group) {
   );
 }
 
-async function retryGroup(group) {
-  const params = new URLSearchParams({ model: group.model, message: group.message });
+// `where`: a failure group's model and message, or a held-back group's model, waits_for, state.
+async function retryGroup(where) {
+  const params = new URLSearchParams(where);
   try {
     await getJSON(`/api/groups/retry?${params}`, writeOptions());
     showError("");
