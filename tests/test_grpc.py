@@ -18,7 +18,7 @@ from store_support import SHOP, schema_from_text, store_url  # noqa: F401 - stor
 from xprotogen.schema import Schema
 from xsync.grpc.client import RemoteStore
 from xsync.grpc.protocol import protocol_for
-from xsync.grpc.serve_cli import run_core
+from xsync.core_cli import run_core
 from xsync.grpc.server import CoreServer, serve
 from xsync.store import (
     InvalidArgument,

@@ -3,7 +3,7 @@
     xsync run CONFIG [--once | --until-idle] [--timeout S] [--log-level L] [--metrics-port P]
     xsync status CONFIG [MODEL ID] [--json]
     xsync retry CONFIG [MODEL [ID...]] [--failed]
-    xsync core ...      (the gRPC core server: xsync.grpc.serve_cli.run_core)
+    xsync core ...      (the gRPC core server: xsync.core_cli.run_core)
     xsync hash-password (a password hash for the core's accounts: xsync.hash_password_cli)
 
 A user never sees a traceback: every expected problem is one line on stderr and exit 1.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from typing import Any, Callable, Sequence
 
@@ -21,13 +20,11 @@ from xprotogen.cliargs import ArgumentParser as _ArgumentParser
 from xprotogen.cliargs import UsageError as _UsageError
 from xprotogen.cliargs import report_internal_error, silence_broken_pipe
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# Stopped by a signal with steps still running after the grace period: their work is abandoned.
-EXIT_ABANDONED = 3
+from .bootstrap import EXIT_FAILED, EXIT_USAGE, StartupError
 
 # Sub-commands other modules provide: name -> (module, function taking the remaining args, help).
 _DELEGATED = {
-    "core": ("xsync.grpc.serve_cli", "run_core", "serve the models over gRPC (the core)"),
+    "core": ("xsync.core_cli", "run_core", "serve the models over gRPC (the core)"),
     "ui": ("xsync.ui", "run_ui", "browse the models in a web page"),
     "hash-password": (
         "xsync.hash_password_cli",
@@ -119,15 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         silence_broken_pipe()
         return EXIT_FAILED
-    except _Failure as exc:
+    except StartupError as exc:
         print(f"xsync: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the user gets one line, never a traceback
         return report_internal_error("xsync", exc)
-
-
-class _Failure(Exception):
-    """An expected problem, already worded for the user."""
 
 
 def _seconds(text: str) -> float:
@@ -140,227 +133,30 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _load(config_path: str) -> Any:
-    from .config import ConfigError, load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise _Failure(str(exc)) from None
-
-
-def _build(config: Any, **kwargs: Any) -> Any:
-    """The runtime built from `config`, with every start-up problem as a `_Failure`."""
-    from .runner import StartupError, build_runtime
-
-    try:
-        return build_runtime(config, **kwargs)
-    except StartupError as exc:
-        raise _Failure(str(exc)) from None
-    except Exception as exc:
-        # Anything else at start-up is still the user's setup, not a crash to dump on them.
-        raise _Failure(f"{config.path}: cannot start: {type(exc).__name__}: {exc}") from None
-
-
 def _run(args: argparse.Namespace) -> int:
-    from .observability import Metrics, MetricsServer
-    from .runner import Runner, build_event_engine
-    from .connect import plaintext_warning
-    from .store.base import STORE_DOWN
-    from .stopping import GracefulStop
+    from .commands import RunMode, run_synchronizer
 
-    metrics = Metrics()
-    config = _load(args.config)
-    single = _single_runner_lock(config)
-    try:
-        log = _setup_logging(config, args.log_level)
-        runtime = _build(config, metrics=metrics, log=log, migrated=args.migrated)
-    except BaseException:
-        if single is not None:
-            single.release()
-        raise
-    log.info(runtime.summary(), extra={"config": str(config.path)})
-    warning = plaintext_warning(config)
-    if warning is not None:
-        log.warning(warning)
-    server = (
-        MetricsServer(metrics, port=args.metrics_port) if args.metrics_port is not None else None
+    mode: RunMode = "once" if args.once else "until-idle" if args.until_idle else "forever"
+    return run_synchronizer(
+        args.config,
+        mode=mode,
+        timeout=args.timeout,
+        log_level=args.log_level,
+        metrics_port=args.metrics_port,
+        migrated=args.migrated,
     )
-    runner = Runner(
-        runtime.engine,
-        runtime.store,
-        interval=config.loop_interval_seconds,
-        log=log,
-        policies=runtime.policy_engine,
-        pulls=runtime.pull_scheduler,
-        reaper=runtime.reaper,
-        events=build_event_engine(runtime, log, metrics),
-        events_timeout=args.timeout or 30.0,
-        leadership=runtime.leadership,
-    )
-    runtime.start_sharing()
-    stopper = GracefulStop(
-        runner.request_stop,
-        grace=config.stop_grace_seconds,
-        exit_code=EXIT_ABANDONED,
-        log=log,
-    )
-    stopper.install()
-    events = runner.events
-    try:
-        if not (runtime.steps or runtime.policies or runtime.pull_steps or runtime.event_steps):
-            log.warning(
-                "no sync steps found; nothing to do", extra={"steps_dir": str(config.steps_dir)}
-            )
-        if args.once:
-            runner.run_once()
-            return EXIT_OK
-        if args.until_idle:
-            idle = runner.run_until_idle(timeout=args.timeout)
-            if not idle and not runner.stop.is_set():
-                raise _Failure(f"still busy after {args.timeout} s (--timeout)")
-            return EXIT_OK
-        runner.run_forever(timeout=args.timeout)
-        return EXIT_OK
-    except STORE_DOWN as exc:
-        # --once and --until-idle end on a lost store; every mode ends on refused credentials.
-        raise _Failure(str(exc)) from None
-    finally:
-        if events is not None:
-            # Finished events are committed; one whose step is still running is not.
-            events.stop()
-        if server is not None:
-            server.close()
-        runtime.close()
-        if single is not None:
-            single.release()
-        stopper.finished()
-
-
-def _single_runner_lock(config: Any) -> Any:
-    """The SQLite store's runner lock (None for a core or PostgreSQL): one runner per file."""
-    from .runner_lock import SecondRunner, hold_single_runner
-
-    if config.accessor is not None:
-        return None
-    try:
-        return hold_single_runner(config.store)
-    except SecondRunner as exc:
-        raise _Failure(str(exc)) from None
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .backoff import wall_clock
-    from .planner import LinkFields
-    from .runner import dead_letter_topic
-    from .status import (
-        collect_event_status,
-        collect_policy_status,
-        collect_runner_status,
-        collect_status,
-    )
+    from .commands import show_status
 
-    if args.model is not None and args.id is None:
-        raise _Failure("status: MODEL needs an ID (xsync status CONFIG MODEL ID)")
-    runtime = _build(_load(args.config))
-    if args.model is not None:
-        try:
-            return _story(runtime, args.model, args.id, as_json=args.json)
-        finally:
-            runtime.close()
-    try:
-        now = wall_clock()
-        report = collect_status(
-            runtime.store,
-            runtime.observed_models,
-            LinkFields.from_model_deps(runtime.model_deps),
-            now=now,
-        )
-        if runtime.claims is not None:
-            report.runners = collect_runner_status(runtime.claims.leases, runtime.config.name)
-        if runtime.policies:
-            report.policies = collect_policy_status(
-                runtime.store, list(dict.fromkeys(p.model_name for p in runtime.policies)), now=now
-            )
-        if runtime.event_steps and runtime.config.event_bus is not None:
-            report.events = collect_event_status(
-                runtime.config.event_bus.endpoint,
-                runtime.config.name,
-                sorted({t for step in runtime.event_steps for t in step.topics}),
-                dead_letter_topic=dead_letter_topic(runtime.config),
-            )
-    finally:
-        runtime.close()
-    if args.json:
-        print(json.dumps(report.as_json()))
-    else:
-        print(report.as_text(now))
-    return EXIT_OK
-
-
-def _story(runtime: Any, model: str, id: int, *, as_json: bool) -> int:
-    from .backoff import wall_clock
-    from .status import story_text
-    from .store.base import NotFound
-    from .ui.state import StatusReader
-
-    _check_model(runtime, model)
-    now = wall_clock()
-    models = list(dict.fromkeys([*runtime.observed_models, model]))
-    try:
-        detail = StatusReader(runtime.store, models, runtime.model_deps).detail(model, id, now=now)
-    except NotFound:
-        raise _Failure(f"no {model} with id {id}") from None
-    print(json.dumps({**detail, "now": now}) if as_json else story_text(detail, now))
-    return EXIT_OK
+    return show_status(args.config, args.model, args.id, as_json=args.json)
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from .backoff import wall_clock
-    from .retry import missing, retry_now, select
+    from .commands import retry_objects
 
-    runtime = _build(_load(args.config))
-    try:
-        if args.model is not None:
-            _check_model(runtime, args.model)
-            absent = missing(runtime.store, args.model, args.ids)
-            if absent:
-                raise _Failure(f"no {args.model} with id {', '.join(map(str, absent))}")
-        models = [args.model] if args.model is not None else runtime.observed_models
-        keys = select(runtime.store, models, args.ids, failed_only=args.failed, now=wall_clock())
-        for model, id in keys:
-            retry_now(runtime.store, model, id)
-    finally:
-        runtime.close()
-    shown = ", ".join(f"{m} {i}" for m, i in keys[:10]) + (", ..." if len(keys) > 10 else "")
-    noun = "object" if len(keys) == 1 else "objects"
-    print(f"{len(keys)} {noun} due now" + (f": {shown}" if keys else ""))
-    return EXIT_OK
-
-
-def _check_model(runtime: Any, model: str) -> None:
-    if model not in runtime.accessor.models:
-        known = ", ".join(sorted(runtime.observed_models))
-        raise _Failure(f"no model named {model!r}; the synchronized models are: {known}")
-
-
-def _setup_logging(config: Any, level: str | None) -> Any:
-    from .observability import setup_logging
-
-    options = config.logging
-    try:
-        return setup_logging(
-            {
-                "level": level or options.level,
-                "format": options.format,
-                "destination": options.destination,
-            }
-        )
-    except OSError as exc:
-        raise _Failure(
-            f"{config.path}: logging.destination: cannot write {options.destination}: "
-            f"{exc.strerror or exc}"
-        ) from None
+    return retry_objects(args.config, args.model, args.ids, failed_only=args.failed)
 
 
 def _delegate(name: str) -> Callable[[argparse.Namespace], int]:
@@ -370,10 +166,10 @@ def _delegate(name: str) -> Callable[[argparse.Namespace], int]:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
-            raise _Failure(f"'xsync {name}' is not available in this installation") from None
+            raise StartupError(f"'xsync {name}' is not available in this installation") from None
         entry = getattr(module, function, None)
         if entry is None:
-            raise _Failure(f"'xsync {name}' is not available in this installation")
+            raise StartupError(f"'xsync {name}' is not available in this installation")
         rest = list(args.rest)
         result = entry(rest[1:] if rest[:1] == ["--"] else rest)
         return int(result or 0)

@@ -17,6 +17,8 @@ from xprotogen.orm_specs import model_specs
 
 from .backoff import RECONNECT, BackoffPolicy, Register, RetryBook, wall_clock
 from .compat.xos import XOSCompat, XOSCompatError
+from .authoring import EventStep, Policy, PullStep, SyncStep
+from .bootstrap import StartupError, load_deps, open_models, store_problem
 from .bounded import time_limit_problem
 from .claims import Claims, Leadership, runner_id
 from .config import Config
@@ -24,14 +26,17 @@ from .engines.policies import PolicyEngine, PolicyPassReport
 from .engines.pull import PullScheduler
 from .engines.reaper import Reaper
 from .engines.sync import PassReport, SyncEngine
-from .events import EventStep
-from .loader import StepLoadError, defined_in, load_policies, load_pull_steps, load_sync_steps
+from .manager import Hooks, Manager, StoreWatcher
+from .loader import (
+    StepLoadError,
+    defined_in,
+    load_event_steps,
+    load_policies,
+    load_pull_steps,
+    load_sync_steps,
+)
 from .observability import LOGGER_NAME, Metrics
-from .model_deps import ModelDepsError, load_model_deps
 from .planner import ModelDeps
-from .policy import Policy
-from .pullstep import PullStep
-from .steps import SyncStep
 from .store.base import Store, StoreError, Unauthenticated, Unavailable
 from .store.version import VersionSpecError, is_plain_version, version_matches
 
@@ -42,10 +47,6 @@ if TYPE_CHECKING:
 # While the store is down, a line after this many seconds, then at doubling gaps up to the max.
 STILL_DOWN_FIRST_NOTE = 10.0
 STILL_DOWN_MAX_NOTE_GAP = 600.0
-
-
-class StartupError(Exception):
-    """The runtime cannot start; the message is one line naming the problem and where."""
 
 
 @dataclass(slots=True)
@@ -122,13 +123,6 @@ def _without_password(url: str) -> str:
     return f"{scheme}://{user.split(':', 1)[0]}:***@{host}"
 
 
-def _store_problem(config: Config, exc: StoreError) -> str:
-    # The core's errors already name the endpoint and say what to check.
-    if isinstance(exc, (Unavailable, Unauthenticated)):
-        return str(exc)
-    return f"{config.path}: store: {exc}"
-
-
 def build_runtime(
     config: Config,
     *,
@@ -140,24 +134,7 @@ def build_runtime(
 
     Models that break the store's data are refused unless `migrated` (see `open_store`).
     """
-    from xprotogen.diagnostics import XprotoError
-
-    from .connect import connect
-
-    try:
-        accessor = connect(config, actor="synchronizer", migrated=migrated)
-    except XprotoError as exc:
-        first = exc.diagnostics[0] if exc.diagnostics else None
-        where = f"{first.span.file}:{first.span.line}: " if first is not None else ""
-        raise StartupError(f"{where}{first.message if first else exc}") from None
-    except StoreError as exc:
-        raise StartupError(f"{config.path}: store: {exc}") from None
-    try:
-        # A remote core answers for the first time here: unreachable or refusing is one line.
-        accessor.store.model_names()
-    except StoreError as exc:
-        accessor.close()
-        raise StartupError(_store_problem(config, exc)) from None
+    accessor = open_models(config, actor="synchronizer", migrated=migrated)
     # The synchronizer's code is loaded with the models ready: XOS code imports model
     # classes at module level (`from xossynchronizer.modelaccessor import Site`).
     compat = XOSCompat(config, accessor, log)
@@ -179,7 +156,7 @@ def build_runtime(
         _check_observed_models(steps, set(accessor.models))
         _check_observed_models_record_syncs(steps, accessor.schema)
         _check_policy_models(policies, set(accessor.models))
-        deps = _model_deps(
+        deps = load_deps(
             config,
             accessor.schema,
             {m for step in steps for m in step.observed_model_names()},
@@ -262,7 +239,7 @@ def _share_work(runtime: Runtime, log: logging.Logger | None, metrics: Metrics |
         leases.clock()
     except StoreError as exc:
         raise StartupError(
-            f"{_store_problem(runtime.config, exc)} (runners share work through the store's "
+            f"{store_problem(runtime.config, exc)} (runners share work through the store's "
             "leases; a core older than this xsync does not serve them)"
         ) from None
     holder = runner_id()
@@ -313,8 +290,6 @@ def build_event_engine(
 def _load_hybrid(
     config: Config,
 ) -> tuple[list[type[Policy]], list[type[PullStep]], list[type[EventStep]]]:
-    from .engines.events import EventStepLoadError, load_event_steps
-
     try:
         policies = load_policies(config.model_policies_dir) if config.model_policies_dir else []
     except StepLoadError as exc:
@@ -325,7 +300,7 @@ def _load_hybrid(
         raise StartupError(f"pull_steps_dir: {exc}") from None
     try:
         events = load_event_steps(config.event_steps_dir) if config.event_steps_dir else []
-    except EventStepLoadError as exc:
+    except StepLoadError as exc:
         raise StartupError(f"event_steps_dir: {exc}") from None
     return policies, pulls, events
 
@@ -395,15 +370,6 @@ def _check_observed_models_record_syncs(steps: list[type[SyncStep]], schema: Any
                     f"(no {', '.join(missing)} fields): derive {name} from XOSBase, the core "
                     "model that carries them, or remove the step"
                 )
-
-
-def _model_deps(
-    config: Config, schema: Any, synced: set[str], warn: Callable[[str], None]
-) -> ModelDeps:
-    try:
-        return load_model_deps(config, schema, synced, warn)
-    except ModelDepsError as exc:
-        raise StartupError(str(exc)) from None
 
 
 def _check_core_version(config: Config, store: Store) -> None:
@@ -525,15 +491,20 @@ class Runner:
         """Until `request_stop` (or `timeout`): a pass whenever the store changes, a backoff
         expires or `interval` passes."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        watcher = threading.Thread(target=self._watch, name="xsync-watch", daemon=True)
-        watcher.start()
         self._pull_in_pass = False
+        background = Manager(self.log)
+        background.add(
+            "store watcher",
+            StoreWatcher(self.store, self.wake, interval=self.interval, log=self.log),
+        )
         if self.pulls is not None:
             if self.leadership is not None:
                 self.pulls.gate = self.leading
-            self.pulls.start()
+            background.add("pull scheduler", self.pulls)
         if self.events is not None:
-            self.events.start()
+            # Whoever built the event engine stops it (it also serves --once and --until-idle).
+            background.add("event engine", Hooks(on_start=self.events.start))
+        background.start()
         try:
             while not self.stop.is_set():
                 self.wake.clear()
@@ -553,9 +524,7 @@ class Runner:
                 self.wake.wait(wait)
         finally:
             self.stop.set()
-            if self.pulls is not None:
-                self.pulls.stop()
-            watcher.join(timeout=5)
+            background.stop()
 
     def _next_wait(self, report: PassReport) -> float:
         wait = self.interval
@@ -606,30 +575,3 @@ class Runner:
                 extra={"down_seconds": round(time.monotonic() - down_since, 1)},
             )
             return
-
-    def _watch(self) -> None:
-        seq = _latest_seq(self.store)
-        failing = False
-        while not self.stop.is_set():
-            try:
-                found = self.store.changes(seq, timeout=min(1.0, self.interval))
-            except Exception as exc:
-                # The store may be restarting; the timer keeps the loop going meanwhile. Said
-                # once per outage, not once a second.
-                if not failing:
-                    self.log.warning("watching the store failed", extra={"error": str(exc)})
-                failing = True
-                self.stop.wait(1.0)
-                continue
-            failing = False
-            if found:
-                seq = found[-1].seq
-                self.wake.set()
-
-
-def _latest_seq(store: Store) -> int:
-    try:
-        found = store.changes(0)
-    except Exception:
-        return 0
-    return found[-1].seq if found else 0

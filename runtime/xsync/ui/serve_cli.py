@@ -20,25 +20,30 @@ from starlette.applications import Starlette
 
 from xprotogen.cliargs import ArgumentParser as _ArgumentParser
 from xprotogen.cliargs import UsageError as _UsageError
-from xprotogen.diagnostics import XprotoError
 
-from ..config import Config, ConfigError, load_config
-from ..connect import ModelAccessor, connect
-from ..model_deps import ModelDepsError, load_model_deps
-from ..planner import ModelDeps
-from ..store.base import StoreError, Unauthenticated, Unavailable
+from ..bootstrap import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StartupError,
+    load,
+    load_deps,
+    open_models,
+    store_problem,
+)
+from ..connect import ModelAccessor
+from ..store.base import StoreError
 from .app import create_app
 from .auth import Credentials, login_required
 from .doors import allowed_hosts
 from .feed import ChangeFeed
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_LISTEN = "127.0.0.1:8080"
 BACKLOG = 128
 
 
-class UiError(Exception):
-    """A problem worded for the user: the UI cannot start."""
+# A problem worded for the user: the UI cannot start (the one start-up error of every command).
+UiError = StartupError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,10 +122,7 @@ def _app_from_config(
     config_path: str, host: str, *, allow_retry: bool, allow_hosts: Sequence[str] = ()
 ) -> tuple[ModelAccessor, Starlette]:
     """The accessor (close it when done) and the app for the config at `config_path`."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise UiError(str(exc)) from None
+    config = load(config_path)
     credentials = None
     if login_required(host):
         if config.accessor is None:
@@ -130,22 +132,11 @@ def _app_from_config(
                 "listen on 127.0.0.1 or add them"
             )
         credentials = Credentials(config.accessor.username, config.accessor.password)
+    accessor = open_models(config, actor="synchronizer")
     try:
-        accessor = connect(config, actor="synchronizer")
-    except XprotoError as exc:
-        first = exc.diagnostics[0] if exc.diagnostics else None
-        where = f"{first.span.file}:{first.span.line}: " if first is not None else ""
-        raise UiError(f"{where}{first.message if first is not None else exc}") from None
-    except (StoreError, OSError) as exc:
-        raise UiError(f"{config.path}: store: {exc}") from None
-    try:
-        # A remote core answers for the first time here: unreachable or refusing is one line.
+        # A remote core may serve fewer models than the files hold: only those are shown.
         shown = set(accessor.store.model_names())
-    except StoreError as exc:
-        accessor.close()
-        raise UiError(_store_problem(config, exc)) from None
-    try:
-        deps = _model_deps(config, accessor.schema)
+        deps = load_deps(config, accessor.schema)
         models = [m.name for m in accessor.schema.models if m.name in shown]
         app = create_app(
             accessor.store,
@@ -156,6 +147,9 @@ def _app_from_config(
             title=f"xsync status: {config.name}",
             hosts=allowed_hosts(host, [*allow_hosts, *_wildcard_names(host)]),
         )
+    except StoreError as exc:
+        accessor.close()
+        raise UiError(store_problem(config, exc)) from None
     except BaseException:
         accessor.close()
         raise
@@ -165,20 +159,6 @@ def _app_from_config(
 def _wildcard_names(host: str) -> list[str]:
     """On a wildcard address, the machine's own name (what `UiServer.url` shows) is answered."""
     return [socket.gethostname()] if host in ("0.0.0.0", "::", "") else []
-
-
-def _store_problem(config: Config, exc: StoreError) -> str:
-    # The core's errors already name the endpoint and say what to check.
-    if isinstance(exc, (Unavailable, Unauthenticated)):
-        return str(exc)
-    return f"{config.path}: store: {exc}"
-
-
-def _model_deps(config: Config, schema: Any) -> ModelDeps:
-    try:
-        return load_model_deps(config, schema)
-    except ModelDepsError as exc:
-        raise UiError(str(exc)) from None
 
 
 def bind(host: str, port: int) -> socket.socket:

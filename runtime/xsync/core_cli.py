@@ -16,23 +16,27 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Sequence
 
+from xprotogen.cliargs import ArgumentParser as _ArgumentParser
+from xprotogen.cliargs import UsageError as _UsageError
+
+from .bootstrap import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StartupError,
+    load,
+    open_served_store,
+    xproto_problem,
+)
+
 if TYPE_CHECKING:
-    from ..accounts import AccountBook
+    from .accounts import AccountBook
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 
-class _Usage(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Usage(f"{self.prog}: error: {message}\n{self.format_usage().strip()}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xsync core", description="Serve the models of CONFIG over gRPC.")
+    parser = _ArgumentParser(prog="xsync core", description="Serve the models of CONFIG over gRPC.")
     parser.add_argument("config", metavar="CONFIG", help="the YAML config naming the models")
     parser.add_argument(
         "--listen",
@@ -68,53 +72,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Failure(Exception):
-    pass
-
-
 def run_core(argv: Sequence[str]) -> int:
     """Parse `argv`, serve until SIGINT/SIGTERM; 0 on a clean stop, 1 on a problem, 2 on bad usage."""
     try:
         args = build_parser().parse_args(list(argv))
-    except _Usage as exc:
+    except _UsageError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         return _serve_until_stopped(args)
-    except _Failure as exc:
+    except StartupError as exc:
         print(f"xsync core: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 def _serve_until_stopped(args: argparse.Namespace) -> int:
     from xprotogen.diagnostics import XprotoError
-    from xprotogen.loader import load_schema
 
-    from ..config import ConfigError, load_config
-    from ..store import StoreError, open_store
-    from ..store.version import served_version
-    from .server import serve
+    from .store import StoreError
+    from .grpc.server import serve
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        raise _Failure(str(exc)) from None
+    config = load(args.config)
     url = args.db or config.store
     if not url:
-        raise _Failure(f"{args.config}: no store: set 'store' in the config or pass --db URL")
+        raise StartupError(f"{args.config}: no store: set 'store' in the config or pass --db URL")
     accounts = _accounts(args, config)
     message_limit = _message_limit(args, config)
     tls = _tls(args)
-    try:
-        schema = load_schema(config.model_files, core="auto")
-    except XprotoError as exc:
-        raise _Failure(str(exc).splitlines()[0]) from None
-    try:
-        store = open_store(
-            url, schema, core_version=served_version(config.core_version), migrated=args.migrated
-        )
-    except StoreError as exc:
-        raise _Failure(str(exc)) from None
+    schema, store = open_served_store(config, url, migrated=args.migrated)
     try:
         server = serve(
             store,
@@ -124,9 +109,12 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
             tls=tls,
             message_limit=message_limit,
         )
-    except (StoreError, XprotoError) as exc:
+    except StoreError as exc:
         store.close()
-        raise _Failure(str(exc).splitlines()[0]) from None
+        raise StartupError(str(exc).splitlines()[0]) from None
+    except XprotoError as exc:
+        store.close()
+        raise StartupError(xproto_problem(exc)) from None
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -141,12 +129,12 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     finally:
         server.stop(grace=2.0)
         store.close()
-    return 0
+    return EXIT_OK
 
 
 def _accounts(args: argparse.Namespace, config: Any) -> AccountBook:
     """The config's accounts; else the single legacy credential as one admin account."""
-    from ..accounts import AccountBook, plain_account
+    from .accounts import AccountBook, plain_account
 
     if config.core is not None and not (args.username or args.password):
         return AccountBook(config.core.accounts)
@@ -161,12 +149,12 @@ def _accounts(args: argparse.Namespace, config: Any) -> AccountBook:
 
 
 def _message_limit(args: argparse.Namespace, config: Any) -> int:
-    from ..config import MAX_MESSAGE_MB
-    from .protocol import DEFAULT_MESSAGE_LIMIT
+    from .config import MAX_MESSAGE_MB
+    from .grpc.protocol import DEFAULT_MESSAGE_LIMIT
 
     if args.max_message_mb is not None:
         if not 1 <= args.max_message_mb <= MAX_MESSAGE_MB:
-            raise _Failure(
+            raise StartupError(
                 f"--max-message-mb: expected 1 to {MAX_MESSAGE_MB}, got {args.max_message_mb}"
             )
         return int(args.max_message_mb) * 1024 * 1024
@@ -180,14 +168,14 @@ def _credentials(args: argparse.Namespace, config: object) -> tuple[str, str]:
     username = args.username or (accessor.username if accessor else None)
     password = args.password or (accessor.password if accessor else None)
     if not username or password is None:
-        raise _Failure(
+        raise StartupError(
             f"{args.config}: no credentials: set 'accessor' in the config or pass --username and --password"
         )
     if password.startswith("@"):
         try:
             password = Path(password[1:]).read_text(encoding="utf-8").splitlines()[0].strip()
         except (OSError, IndexError) as exc:
-            raise _Failure(f"cannot read the password file {password[1:]}: {exc}") from None
+            raise StartupError(f"cannot read the password file {password[1:]}: {exc}") from None
     return username, password
 
 
@@ -195,8 +183,8 @@ def _tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
     if not args.tls_cert and not args.tls_key:
         return None
     if not (args.tls_cert and args.tls_key):
-        raise _Failure("--tls-cert and --tls-key go together")
+        raise StartupError("--tls-cert and --tls-key go together")
     try:
         return Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()
     except OSError as exc:
-        raise _Failure(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise StartupError(f"cannot read {exc.filename}: {exc.strerror}") from None
