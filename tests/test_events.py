@@ -22,14 +22,8 @@ from kafka_fixture import (  # noqa: F401 - kafka_endpoint is a fixture
 )
 from xsync import Event, EventStep
 from xsync.backoff import BackoffPolicy
-from xsync.engines.events import (
-    ConsumerState,
-    EventEngine,
-    EventStepLoadError,
-    RetryPolicy,
-    event_bus_problem,
-    load_event_steps,
-)
+from xsync.engines.events import ConsumerState, EventEngine, RetryPolicy, event_bus_problem
+from xsync.loader import StepLoadError, load_event_steps
 
 LOG = logging.getLogger("test_events")
 NO_WAIT = RetryPolicy(
@@ -206,7 +200,7 @@ def test_load_reports_syntax_errors_with_file_and_line(tmp_path: Path) -> None:
         "broken.py",
         "from xsync import EventStep\n\nclass S(EventStep)\n    topics = ['a']\n",
     )
-    with pytest.raises(EventStepLoadError, match=r"broken\.py:3: syntax error"):
+    with pytest.raises(StepLoadError, match=r"broken\.py:3: SyntaxError"):
         load_event_steps(tmp_path)
 
 
@@ -214,12 +208,12 @@ def test_load_rejects_topics_given_as_a_string(tmp_path: Path) -> None:
     write(
         tmp_path, "step.py", "from xsync import EventStep\nclass S(EventStep):\n    topics = 'a'\n"
     )
-    with pytest.raises(EventStepLoadError, match="S.topics must be a list"):
+    with pytest.raises(StepLoadError, match="S.topics must be a list"):
         load_event_steps(tmp_path)
 
 
 def test_load_names_a_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(EventStepLoadError, match="does not exist"):
+    with pytest.raises(StepLoadError, match="does not exist"):
         load_event_steps(tmp_path / "nope")
 
 

@@ -20,23 +20,22 @@ from .connect import connect as connect
 
 if TYPE_CHECKING:
     # `X as X`: the explicit re-export mypy --strict looks for in a user's program.
+    from .authoring import DeferredException as DeferredException
+    from .authoring import Event as Event
+    from .authoring import EventStep as EventStep
+    from .authoring import InnocuousException as InnocuousException
+    from .authoring import Policy as Policy
+    from .authoring import PullStep as PullStep
+    from .authoring import SyncStep as SyncStep
     from .config import Config as Config, ConfigError as ConfigError, load_config as load_config
     from .engines.policies import PolicyEngine as PolicyEngine
     from .engines.pull import PullScheduler as PullScheduler
     from .engines.sync import PassReport as PassReport, SyncEngine as SyncEngine
-    from .events import Event as Event, EventStep as EventStep
     from .orm import (
         Manager as Manager,
         ModelObject as ModelObject,
         RelatedManager as RelatedManager,
         make_model_classes as make_model_classes,
-    )
-    from .policy import Policy as Policy
-    from .pullstep import PullStep as PullStep
-    from .steps import (
-        DeferredException as DeferredException,
-        InnocuousException as InnocuousException,
-        SyncStep as SyncStep,
     )
 
 _EXPORTS = {
@@ -47,17 +46,17 @@ _EXPORTS = {
     "PullScheduler": "engines.pull",
     "PassReport": "engines.sync",
     "SyncEngine": "engines.sync",
-    "Event": "events",
-    "EventStep": "events",
+    "Event": "authoring",
+    "EventStep": "authoring",
     "Manager": "orm",
     "ModelObject": "orm",
     "RelatedManager": "orm",
     "make_model_classes": "orm",
-    "Policy": "policy",
-    "PullStep": "pullstep",
-    "DeferredException": "steps",
-    "InnocuousException": "steps",
-    "SyncStep": "steps",
+    "Policy": "authoring",
+    "PullStep": "authoring",
+    "DeferredException": "authoring",
+    "InnocuousException": "authoring",
+    "SyncStep": "authoring",
 }
 
 __all__ = sorted([*_EXPORTS, "ModelAccessor", "connect"])

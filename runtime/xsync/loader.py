@@ -1,8 +1,11 @@
-"""Discover sync steps: every concrete `SyncStep` subclass in the `.py` files of a directory.
+"""Discover the four kinds of step: the concrete classes in the `.py` files of a directory.
 
-Files load in name order under a module name unique to their directory, so a `sync_site.py`
-among the steps cannot collide with one among the policies. A class counts once, wherever
-it was imported.
+One set of rules for sync steps, policies, pull steps and event steps: files load in name
+order (not `__init__.py`, `_*.py` or `test*.py`) under a module name unique to their
+directory, so a `sync_site.py` among the steps cannot collide with one among the policies;
+every subclass of the kind's base in a file's namespace counts, once, wherever it was
+imported, in definition order; a class that does not say what it works on is a base for
+other classes (see `authoring`). A file that cannot be imported is one `StepLoadError`.
 """
 
 from __future__ import annotations
@@ -12,59 +15,63 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, TypeVar
 
-from .policy import Policy
-from .pullstep import PullStep
-from .steps import SyncStep, is_step_class
+from .authoring import EventStep, Policy, PullStep, SyncStep, UserCode
+
+T = TypeVar("T", bound=UserCode)
 
 
 class StepLoadError(Exception):
     """A step file that cannot be imported; the message names the file and the reason."""
 
 
-def load_sync_steps(directory: str | Path) -> list[type[SyncStep]]:
-    """The step classes found in `directory`, in file-name order then definition order."""
-    found: list[type[SyncStep]] = []
+def discover(
+    directory: str | Path, base: type[T], is_concrete: Callable[[type[T]], bool]
+) -> list[type[T]]:
+    """The concrete subclasses of `base` in `directory`, in file-name then definition order."""
+    found: dict[tuple[str, str], type[T]] = {}
     for module in load_modules(directory):
         for value in vars(module).values():
-            if is_step_class(value) and value not in found:
-                found.append(value)
-    return found
+            if not (isinstance(value, type) and issubclass(value, base) and value is not base):
+                continue
+            # A file imported by another one by its plain name (`from sync_a import *`) is a
+            # second module object of the same file: its classes are the same steps.
+            key = (defined_in(value), value.__qualname__)
+            if key not in found and is_concrete(value):
+                found[key] = value
+    return list(found.values())
+
+
+def load_sync_steps(directory: str | Path) -> list[type[SyncStep]]:
+    """The sync steps of `directory`: those that name what they observe in `observes`."""
+    return discover(directory, SyncStep, lambda step: bool(step.observes))
 
 
 def load_policies(directory: str | Path) -> list[type[Policy]]:
-    """The model policies of `directory`: every `Policy` subclass, direct or indirect, that
-    names its model in `model_name` (a subclass without one is a base for other policies)."""
-    found: list[type[Policy]] = []
-    for module in load_modules(directory):
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Policy)
-                and value is not Policy
-                and value.model_name
-                and value not in found
-            ):
-                found.append(value)
-    return found
+    """The model policies of `directory`: those that name their model in `model_name`."""
+    return discover(directory, Policy, lambda policy: bool(policy.model_name))
 
 
 def load_pull_steps(directory: str | Path) -> list[type[PullStep]]:
-    """The pull steps of `directory`: every `PullStep` subclass, direct or indirect, that has
-    its own `pull_records` somewhere below the base (one without is a base for other steps)."""
-    found: list[type[PullStep]] = []
-    for module in load_modules(directory):
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, PullStep)
-                and value is not PullStep
-                and value.pull_records is not PullStep.pull_records
-                and value not in found
-            ):
-                found.append(value)
-    return found
+    """The pull steps of `directory`: those with a `pull_records` of their own below the base."""
+    return discover(
+        directory, PullStep, lambda step: step.pull_records is not PullStep.pull_records
+    )
+
+
+def load_event_steps(directory: str | Path) -> list[type[EventStep]]:
+    """The event steps of `directory`: those that list the `topics` they listen to."""
+    return discover(directory, EventStep, _listens)
+
+
+def _listens(step: type[EventStep]) -> bool:
+    if isinstance(step.topics, (str, bytes)):
+        raise StepLoadError(
+            f"{defined_in(step)}: {step.__name__}.topics must be a list of topic names, "
+            "not a string"
+        )
+    return bool(step.topics)
 
 
 def defined_in(cls: type) -> str:
@@ -76,14 +83,16 @@ def defined_in(cls: type) -> str:
 def load_modules(
     directory: str | Path, *, accept: Callable[[Path], bool] | None = None
 ) -> list[ModuleType]:
-    """Import each `.py` file of `directory` (not `__init__.py`, not `test*`)."""
+    """Import each `.py` file of `directory` (not `__init__.py`, `_*.py` or `test*.py`)."""
     folder = Path(directory).resolve()
+    if not folder.exists():
+        raise StepLoadError(f"{folder}: the directory does not exist")
     if not folder.is_dir():
         raise StepLoadError(f"{folder}: not a directory")
     package = "xsync_user_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
     modules: list[ModuleType] = []
     for path in sorted(folder.glob("*.py")):
-        if path.name == "__init__.py" or path.name.startswith("test"):
+        if path.name.startswith(("_", "test")):
             continue
         if accept is not None and not accept(path):
             continue

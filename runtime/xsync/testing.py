@@ -32,7 +32,7 @@ from typing import Any, Callable
 from .config import Config, load_config
 from .engines.pull import PullRun
 from .engines.sync import PassReport
-from .events import Event
+from .authoring import Event
 from .runner import Runner, Runtime, build_runtime
 
 __all__ = ["Call", "Harness"]

@@ -21,22 +21,16 @@ caught up with what the bus holds, for `xsync run --once` and `--until-idle`.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import inspect
 import logging
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Protocol, Sequence
 
 from xsync.backoff import EVENT_ATTEMPTS, EVENT_RETRY, RECONNECT, BackoffPolicy, Register, RetryBook
 from xsync.bounded import call_user_code, time_limit
-from xsync.events import Event, EventStep
-from xsync.loader import import_failure
+from xsync.authoring import Event, EventStep
 
 PartitionKey = tuple[str, int]
 
@@ -619,81 +613,3 @@ def event_bus_problem(kind: str | None, endpoint: str | None) -> str | None:
     if not endpoint:
         return "Eventbus endpoint is not configured in synchronizer config file."
     return None
-
-
-# Discovery.
-
-
-class EventStepLoadError(Exception):
-    """An event step file could not be loaded; the message names the file and the problem."""
-
-
-def load_event_steps(directory: str | Path) -> list[type[EventStep]]:
-    """The event step classes defined in the `.py` files of `directory`.
-
-    Any subclass of `EventStep`, direct or indirect, that lists `topics`; classes without
-    topics are taken for shared bases. Files named `__init__.py`, `_*.py` or `test*.py` are
-    skipped. Order: by file name, then by position in the file.
-    """
-    root = Path(directory)
-    if not root.is_dir():
-        raise EventStepLoadError(f"{root}: the event steps directory does not exist")
-    found: list[type[EventStep]] = []
-    for path in sorted(root.glob("*.py")):
-        if path.name.startswith(("_", "test")):
-            continue
-        module = _import_file(path)
-        for cls in _step_classes(module):
-            if cls not in found:
-                found.append(cls)
-    return found
-
-
-def _import_file(path: Path) -> ModuleType:
-    # A name derived from the full path cannot collide with another directory's file of the
-    # same name (reference section 11, item 17).
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    name = f"xsync_event_steps_{digest}_{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise EventStepLoadError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    # Step files import helpers that sit next to them, as in XOS; the path is put back after.
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as error:
-        del sys.modules[name]
-        raise EventStepLoadError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
-    except BaseException as error:  # noqa: BLE001 - any failure in user code becomes one line
-        del sys.modules[name]
-        raise EventStepLoadError(import_failure(path, error)) from None
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
-def _step_classes(module: ModuleType) -> list[type[EventStep]]:
-    classes: list[type[EventStep]] = []
-    for _, cls in inspect.getmembers(module, inspect.isclass):
-        # Only classes defined here: ones imported from elsewhere belong to their own file.
-        if cls.__module__ != module.__name__ or not issubclass(cls, EventStep) or cls is EventStep:
-            continue
-        topics = cls.topics
-        if isinstance(topics, (str, bytes)):
-            raise EventStepLoadError(
-                f"{module.__file__}: {cls.__name__}.topics must be a list of topic names, not a string"
-            )
-        if topics:
-            classes.append(cls)
-    return sorted(classes, key=_definition_line)
-
-
-def _definition_line(cls: type) -> int:
-    try:
-        return inspect.getsourcelines(cls)[1]
-    except (OSError, TypeError):
-        return 0

@@ -36,7 +36,7 @@ from ..bounded import call_user_code, time_limit
 from ..tracebacks import user_traceback
 from ..observability import LOGGER_NAME
 from ..orm import acting_as
-from ..policy import Policy
+from ..authoring import Policy, optional_hook
 from ..store.base import STORE_DOWN, PendingQuery, Record, Store
 
 Key = tuple[str, int]
@@ -237,7 +237,7 @@ class PolicyEngine:
 
     def _after_policy_save(self, model: str, obj: Any) -> None:
         for policy_class in self.by_model[model]:
-            hook = getattr(policy_class, "after_policy_save", None)
+            hook = optional_hook(policy_class, "after_policy_save")
             if hook is None:
                 continue
             try:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..bounded import call_user_code, time_limit
 from ..observability import LOGGER_NAME
-from ..pullstep import PullStep
+from ..authoring import PullStep
 from ..backend_state import exception_message
 
 MonotonicClock = Callable[[], float]

@@ -22,7 +22,7 @@ from ..tracebacks import user_traceback
 from ..executor import Execution, Outcome, execute_plan
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
-from ..steps import DeferredException, InnocuousException, SyncStep
+from ..authoring import DeferredException, InnocuousException, SyncStep, optional_hook
 from ..store.base import (
     STORE_DOWN,
     Actor,
@@ -406,7 +406,7 @@ class SyncEngine:
 
     def _after_sync_save(self, work: _Work, steps: list[SyncStep]) -> None:
         for step in steps:
-            hook = getattr(step, "after_sync_save", None)
+            hook = optional_hook(step, "after_sync_save")
             if hook is None:
                 continue
             try:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ... import events as _events
-from ... import policy as _policy
-from ... import pullstep as _pullstep
-from ... import steps as _steps
+from ... import authoring as _bases
 from .logs import KeywordLogger, keyword_logger
 
 # XOS's DeferredException and InnocuousException are xsync's own.
-DeferredException = _steps.DeferredException
-InnocuousException = _steps.InnocuousException
+DeferredException = _bases.DeferredException
+InnocuousException = _bases.InnocuousException
 
 
 class FailedDependency(Exception):
@@ -72,7 +69,7 @@ class _NoOpDriver:
 DRIVER = _NoOpDriver()
 
 
-class SyncStep(_steps.SyncStep):
+class SyncStep(_bases.SyncStep):
     """XOS's `SyncStep`: `observes`, `sync_record`, `delete_record`, `fetch_pending`."""
 
     provides: list[Any] = []
@@ -104,7 +101,7 @@ class SyncStep(_steps.SyncStep):
         ]
 
 
-class Policy(_policy.Policy):
+class Policy(_bases.Policy):
     """XOS's `Policy`: `model_name` and `handle_create/update/delete`; `self.logger` logs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -119,7 +116,7 @@ class Policy(_policy.Policy):
         return found
 
 
-class EventStep(_events.EventStep):
+class EventStep(_bases.EventStep):
     """XOS's `EventStep`: `technology`, `topics`, `process_event(event)`."""
 
     pattern: str | None = None
@@ -135,7 +132,7 @@ class EventStep(_events.EventStep):
     log = KeywordLog("events")
 
 
-class PullStep(_pullstep.PullStep):
+class PullStep(_bases.PullStep):
     """XOS's `PullStep`: `pull_records()`, with `observed_model` from the constructor."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
