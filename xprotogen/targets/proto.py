@@ -20,13 +20,13 @@ Messages shared by every app (ID, Query, Change, ...) live in `xsync_common.prot
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..ast import NOWHERE, Span
 from ..diagnostics import Diagnostic, XprotoError
+from ..output import write_atomically
 from ..render import render
 from ..schema import Field, Model, Schema
 
@@ -104,6 +104,24 @@ class ProtoField:
         return self.label == "repeated"
 
 
+# The RPCs every model gets, in the order the service lists them: (name prefix, request type,
+# response type), "{m}" standing for the model's message, "{p}" its list message, "{u}" its
+# update request. The .proto text and the runtime's server and client all read this table.
+MODEL_RPCS: tuple[tuple[str, str, str], ...] = (
+    ("List", "google.protobuf.Empty", "{p}"),
+    ("Filter", f"{COMMON_PACKAGE}.Query", "{p}"),
+    ("Get", f"{COMMON_PACKAGE}.ID", "{m}"),
+    ("Create", "{m}", "{m}"),
+    # Many objects in one call and one transaction (each still gets its change-log row).
+    # Not "CreateMany": "CreateMany" + "Foo" would clash with "Create" + "ManyFoo".
+    ("BulkCreate", "{p}", "{p}"),
+    ("Update", "{u}", "{m}"),
+    ("Delete", f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
+    ("Purge", f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
+    ("Pending", f"{COMMON_PACKAGE}.PendingRequest", "{p}"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ProtoModel:
     """A model's message, its list message and its update request."""
@@ -116,6 +134,18 @@ class ProtoModel:
     @property
     def update_request(self) -> str:
         return f"Update{self.name}Request"
+
+    def message_type(self, spec: str) -> str:
+        """A type of `MODEL_RPCS` (`{m}`, `{p}`, `{u}` or a full name) for this model."""
+        return spec.format(m=self.name, p=self.plural, u=self.update_request)
+
+    @property
+    def rpcs(self) -> list[tuple[str, str, str]]:
+        """(method name, request type, response type) of each of this model's RPCs."""
+        return [
+            (prefix + self.name, self.message_type(request), self.message_type(response))
+            for prefix, request, response in MODEL_RPCS
+        ]
 
     @property
     def reverse_fields(self) -> tuple[ProtoField, ...]:
@@ -358,6 +388,6 @@ def write_proto(schema: Schema, out_dir: str | Path, *, compile: bool = True) ->
             compile_protos(staging, sorted(texts), staging)
         produced = sorted(p.name for p in staging.iterdir() if p.is_file())
         for name in produced:
-            shutil.move(str(staging / name), str(target / name))
+            write_atomically(target / name, (staging / name).read_bytes())
             (output.protos if name.endswith(".proto") else output.modules).append(name)
     return output

@@ -19,6 +19,7 @@ from xprotogen.compile_proto import descriptor_set
 from xprotogen.schema import Schema
 from xprotogen.targets.proto import (
     COMMON_PACKAGE,
+    MODEL_RPCS,
     PACKAGE,
     ProtoApi,
     ProtoModel,
@@ -33,19 +34,9 @@ MessageClass = type[Message]
 DEFAULT_MESSAGE_LIMIT = 16 * 1024 * 1024
 REPLY_LIMIT = 256 * 1024 * 1024
 
-# Per-model methods: name prefix -> (request type, response type), "{m}" the model, "{p}" its plural.
+# Per-model methods: name prefix -> (request type, response type), as `xsgen proto` writes them.
 MODEL_METHODS: dict[str, tuple[str, str]] = {
-    "List": ("google.protobuf.Empty", "{p}"),
-    "Filter": (f"{COMMON_PACKAGE}.Query", "{p}"),
-    "Get": (f"{COMMON_PACKAGE}.ID", "{m}"),
-    "Create": ("{m}", "{m}"),
-    # Many objects in one call and one transaction (each still gets its change-log row).
-    # Not "CreateMany": "CreateMany" + "Foo" would clash with "Create" + "ManyFoo".
-    "BulkCreate": ("{p}", "{p}"),
-    "Update": ("{u}", "{m}"),
-    "Delete": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
-    "Purge": (f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
-    "Pending": (f"{COMMON_PACKAGE}.PendingRequest", "{p}"),
+    prefix: (request, response) for prefix, request, response in MODEL_RPCS
 }
 
 
@@ -98,7 +89,7 @@ class Protocol:
         )
 
     def type_of(self, model: ModelApi, spec: str) -> MessageClass:
-        name = spec.format(m=model.model.name, p=model.model.plural, u=model.model.update_request)
+        name = model.model.message_type(spec)
         return self.message_class(name if "." in name else f"{PACKAGE}.{name}")
 
     def watch_path(self) -> str:
