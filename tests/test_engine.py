@@ -368,6 +368,20 @@ def test_backoff_never_exceeds_the_cap(cloud: Cloud) -> None:
     assert delays == [10, 20, 25, 25]
 
 
+def test_objects_that_fail_in_one_pass_retry_at_spread_out_times(cloud: Cloud) -> None:
+    # The engine's default policy has jitter: without it, all would retry in the same second.
+    regions = [cloud.make("Region", name=f"r{i}") for i in range(12)]
+    for region in regions:
+        SCRIPT.fail[("Region", region)] = RuntimeError("down")
+    cloud.engine(backoff=BackoffPolicy(base_seconds=10, cap_seconds=100)).run_pass()
+    delays = [
+        sync_register(cloud.row("Region", r)["backend_register"]).next_run - cloud.clock.now
+        for r in regions
+    ]
+    assert all(8.0 <= delay <= 10.0 for delay in delays), delays
+    assert len(set(delays)) == len(delays), delays
+
+
 # --- deferral ------------------------------------------------------------------------------
 
 

@@ -61,3 +61,21 @@ def test_an_unwritable_cache_directory_is_not_fatal(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     tables = lalr.load_tables("xproto.lark", GRAMMAR)
     assert tables.data["grammar"] == GRAMMAR
+
+
+def test_the_lark_version_is_read_without_importing_lark() -> None:
+    import lark
+
+    assert lalr.lark_version() == lark.__version__
+
+
+def test_another_lark_or_another_lalr_module_gets_its_own_tables(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lalr.load_tables("xproto.lark", GRAMMAR)
+    monkeypatch.setattr(lalr, "lark_version", lambda: "1.99.0")
+    lalr.load_tables("xproto.lark", GRAMMAR)
+    assert len(_cache_files(cache_home)) == 2
+    monkeypatch.setattr(lalr, "_own_source_crc", lambda: 12345)
+    lalr.load_tables("xproto.lark", GRAMMAR)
+    assert len(_cache_files(cache_home)) == 3

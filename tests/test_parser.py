@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from grammar_support import build_lark
+from lark.exceptions import UnexpectedInput
 
 from xprotogen import ast
 from xprotogen.diagnostics import Diagnostic, XprotoError
-from xprotogen.parser import build_lark, parse_policy, parse_text
+from xprotogen.parser import parse_policy, parse_text
 
 FILE = "case.xproto"
 
@@ -292,11 +294,33 @@ def test_terms_escapes_and_calls() -> None:
 # --- the grammars themselves ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grammar", ["xproto.lark", "policy.lark"])
-def test_grammar_builds_with_lark_strict_mode(grammar: str) -> None:
-    # strict=True makes Lark prove there are no shift/reduce or terminal collisions.
+# A text each grammar accepts and one it rejects, for Lark and for our run time alike.
+GRAMMAR_SAMPLES = {
+    "xproto.lark": (
+        "message A {\n  required string x = 2 [max_length = 3];\n}\n",
+        "message A {\n  required string = 2;\n}\n",
+    ),
+    "policy.lark": ('{{ obj.x }} in "a" | *p(owner) = 3', "obj.x in in"),
+}
+
+
+def _ours(grammar: str, text: str) -> object:
+    if grammar == "xproto.lark":
+        return parse_text(text, "sample.xproto")
+    return parse_policy(text, ast.Span(FILE, 1, 1))
+
+
+@pytest.mark.parametrize("grammar", sorted(GRAMMAR_SAMPLES))
+def test_grammar_builds_with_lark_strict_mode_and_agrees_with_our_parser(grammar: str) -> None:
+    # strict=True makes Lark prove there are no shift/reduce or terminal collisions (it raises).
     lark = build_lark(grammar, strict=True)
-    assert lark.options.parser == "lalr"
+    good, bad = GRAMMAR_SAMPLES[grammar]
+    lark.parse(good)
+    _ours(grammar, good)
+    with pytest.raises(UnexpectedInput):
+        lark.parse(bad)
+    with pytest.raises(XprotoError):
+        _ours(grammar, bad)
 
 
 def test_line_comment_at_end_of_file_without_newline_is_ignored() -> None:

@@ -14,7 +14,8 @@ from lark import Lark
 from conftest import corpus_file, corpus_names
 from xprotogen import ast
 from xprotogen.diagnostics import XprotoError
-from xprotogen.parser import RESERVED_WORDS, build_lark, parse_text
+from grammar_support import build_lark, lark_with_our_lexer
+from xprotogen.parser import RESERVED_WORDS, parse_text
 from xprotogen.printer import print_file
 from xprotogen.schema import build_schema
 
@@ -218,9 +219,7 @@ def _our_tokens(text: str) -> list[tuple[str, str, int, int]]:
     from lark.lexer import LexerState
     from lark.utils import TextSlice
 
-    from xprotogen.parser import _xproto_builder
-
-    lexer = _xproto_builder().lark.parser.lexer
+    lexer = lark_with_our_lexer().parser.lexer
     state = LexerState(TextSlice.cast_from(text))
     return [(t.type, str(t), t.line or 0, t.column or 0) for t in lexer.lex(state, None)]
 

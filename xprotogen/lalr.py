@@ -352,10 +352,10 @@ def load_tables(name: str, grammar: str) -> Tables:
     """The tables for `grammar` (the text of grammar file `name`), from the cache if current.
 
     The cache file lives in the user's cache directory, so it works from a checkout and from
-    an installed wheel alike; its name carries a checksum of the grammar, the format and the
-    Python version (marshal's format), and the file holds the full grammar text, which must
-    match. If it is missing or stale Lark builds the tables and they are saved; when nothing
-    can be written they are just used.
+    an installed wheel alike; its name carries a checksum of the grammar, the format, the
+    Python version (marshal's format), Lark's version and this module's source, and the file
+    holds the full grammar text, which must match. If it is missing or stale Lark builds the
+    tables and they are saved; when nothing can be written they are just used.
     """
     path = _cache_file(name, grammar)
     try:
@@ -374,23 +374,48 @@ def _cache_file(name: str, grammar: str) -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "xprotogen")
     stem = name.rsplit(".", 1)[0]
-    checksum = zlib.crc32(f"{_FORMAT}:{sys.version_info[:2]}:{grammar}".encode("utf-8"))
+    # Tables from another Lark (its analysis may number or order things differently) or from
+    # another version of this module (which reads them) are stale.
+    key = f"{_FORMAT}:{sys.version_info[:2]}:{lark_version()}:{_own_source_crc()}:{grammar}"
+    checksum = zlib.crc32(key.encode("utf-8"))
     return os.path.join(folder, f"{stem}-{checksum:08x}.tables")
+
+
+_LARK_VERSION = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""", re.M)
+
+
+def lark_version() -> str:
+    """The installed Lark's version, read from its source: importing Lark (or
+    importlib.metadata) costs more than the whole cached parse."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lark")
+    if spec is None or spec.origin is None:
+        return "none"
+    try:
+        with open(spec.origin, encoding="utf-8") as stream:
+            found = _LARK_VERSION.search(stream.read())
+    except OSError:
+        return "unknown"
+    return found.group(1) if found else "unknown"
+
+
+def _own_source_crc() -> int:
+    try:
+        with open(__file__, "rb") as stream:
+            return zlib.crc32(stream.read())
+    except OSError:
+        return 0
 
 
 def _save(path: str, data: dict[str, Any]) -> None:
     """Write atomically (parallel runs may race); a read-only cache is not an error."""
-    temporary = f"{path}.{os.getpid()}.tmp"
+    from .output import write_atomically
+
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as stream:
-            marshal.dump(data, stream)
-        os.replace(temporary, path)
+        write_atomically(path, marshal.dumps(data))
     except (OSError, ValueError):
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        pass
 
 
 # --- building the tables with Lark (only when the cache is missing or stale) ---------------

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from . import ast
 from .comments import attach_comments
 from .diagnostics import Diagnostic, XprotoError
 from .lalr import (
     Driver,
-    Lexer,
     SyntaxProblem,
     Tables,
     Token,
@@ -35,9 +34,6 @@ from .lalr import (
     UnexpectedToken,
     load_tables,
 )
-
-if TYPE_CHECKING:
-    from lark import Lark
 
 GRAMMAR_DIR = Path(__file__).parent / "grammar"
 
@@ -122,23 +118,6 @@ def parse_policy(body: str, span: ast.Span) -> ast.Formula:
     return formula
 
 
-def build_lark(grammar: str, *, strict: bool = False) -> Lark:
-    """A plain Lark LALR parser for `grammar` (a file in `grammar/`) with Lark's own lexer.
-
-    Not used for parsing; it exists so tests can check the grammars with `strict=True`, which
-    asks Lark to prove that no two terminals collide.
-    """
-    from lark import Lark
-
-    return Lark(
-        (GRAMMAR_DIR / grammar).read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="basic",
-        maybe_placeholders=True,
-        strict=strict,
-    )
-
-
 # --- building the parsers ------------------------------------------------------------------
 
 
@@ -156,35 +135,6 @@ class _Builder:
         self.text = (GRAMMAR_DIR / self.grammar).read_text(encoding="utf-8")
         self.tables = load_tables(self.grammar, self.text)
         self.driver = Driver(self.tables, self)
-
-    @cached_property
-    def lark(self) -> Lark:
-        """A Lark parser for the grammar that lexes with the driver's lexer.
-
-        Not used for parsing: tests compare the lexer the driver runs (built from the saved
-        tables) with Lark's own through it.
-        """
-        from lark import Lark
-
-        lexer = _lark_lexer(self.driver.lexer)
-        return Lark(self.text, parser="lalr", lexer=lexer, maybe_placeholders=True)
-
-
-def _lark_lexer(lexer: Lexer) -> type[Any]:
-    """`lexer` behind Lark's lexer interface."""
-    from lark.lexer import Lexer as LarkLexer
-
-    class MasterLexer(LarkLexer):
-        __future_interface__ = 2
-
-        def __init__(self, conf: Any) -> None:
-            self._lexer = lexer
-
-        def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Any]:
-            source: Any = lexer_state.text
-            return self._lexer.lex(getattr(source, "text", source))
-
-    return MasterLexer
 
 
 @lru_cache(maxsize=None)
