@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT
 from kafka_fixture import kafka_endpoint  # noqa: F401 - a fixture
@@ -101,10 +102,13 @@ def test_an_event_that_keeps_failing_goes_to_the_dead_letter_topic_with_its_erro
         assert (state.dead_lettered, state.dropped, state.retried) == (1, 0, 2)
         assert state.committed is not None and state.lag == 0
         assert metrics.events(TOPIC, "dead_lettered") == 1
-        assert (
-            'xsync_events_total{topic="SimpleExampleEvent",outcome="dead_lettered"} 1'
-            in metrics.render()
-        )
+        exposed = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(metrics.render())
+            for sample in family.samples
+        }
+        key = (("outcome", "dead_lettered"), ("topic", "SimpleExampleEvent"))
+        assert exposed[("xsync_events_total", key)] == 1
         runner.events.stop()
     finally:
         runtime.close()

@@ -280,6 +280,13 @@ def test_metrics_endpoint_reports_syncs_per_model(project: Path, api: ModelAcces
     api.Region(name="eu").save()
     api.Region(name="bad").save()
     process = _start(project, "--metrics-port", str(port))
+    expected = [
+        'xsync_syncs_total{model="Region",outcome="synced"} 1',
+        'xsync_errors_total{model="Region"} 1',
+        # Every object by its state, classified as `xsync status` does.
+        'xsync_objects{model="Region",state="ok"} 1',
+        'xsync_objects{model="Region",state="error"} 1',
+    ]
     try:
         deadline = time.monotonic() + 30
         body = ""
@@ -293,11 +300,11 @@ def test_metrics_endpoint_reports_syncs_per_model(project: Path, api: ModelAcces
             except OSError:
                 time.sleep(0.1)
                 continue
-            if 'xsync_errors_total{model="Region"} 1' in body:
+            if all(line in body for line in expected):
                 break
             time.sleep(0.1)
-        assert 'xsync_syncs_total{model="Region",outcome="synced"} 1' in body
-        assert 'xsync_errors_total{model="Region"} 1' in body
+        for line in expected:
+            assert line in body
         assert 'xsync_backing_off{model="Region"}' in body
         assert "xsync_step_duration_seconds_count" in body
     finally:

@@ -22,7 +22,7 @@ from enum import Enum, IntEnum
 from typing import Any, Iterable, Mapping, Sequence
 
 from .backoff import Register, RetryBook
-from .store.base import PendingQuery
+from .store.base import PendingQuery, Store
 from .store.lifecycle import dirty_in_python
 
 Key = tuple[str, int]
@@ -441,6 +441,20 @@ def needs_policy(record: Mapping[str, Any]) -> bool:
     row = {key: record.get(key, default) for key, default in _LIFECYCLE_DEFAULTS.items()}
     query = PendingQuery.DELETED_POLICIES if row["deleted"] else PendingQuery.DIRTY_POLICIES
     return dirty_in_python(row, query)
+
+
+def count_states(store: Store, models: Sequence[str], now: float) -> dict[tuple[str, str], int]:
+    """(model, sync state) -> how many objects of `models` are in it, as `xsync status` counts
+    them (objects already deleted and gone are not counted)."""
+    counts: dict[tuple[str, str], int] = {}
+    for model in models:
+        states, _ = tally(
+            classify(record, now)
+            for record in store.query(model, deleted=None)
+            if not is_gone(record)
+        )
+        counts.update(((model, state.value), n) for state, n in states.items())
+    return counts
 
 
 def tally(classified: Iterable[Classification]) -> tuple[dict[State, int], dict[PolicyState, int]]:

@@ -1,6 +1,7 @@
 """Logs and metrics: one log line per sync, optional JSON lines, a Prometheus endpoint.
 
-The endpoint uses the standard library's http.server so that metrics cost no dependency.
+The engines count into plain dicts (cheap, under one lock); `prometheus_client` turns them
+into the exposition format and serves it, and is imported only when metrics are read.
 """
 
 from __future__ import annotations
@@ -10,9 +11,16 @@ import logging
 import sys
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.metrics_core import Metric
+
+M = TypeVar("M", "CounterMetricFamily", "GaugeMetricFamily")
+# (model, state) -> how many objects are in that state (see `backend_state.count_states`).
+ObjectCounter = Callable[[], Mapping[tuple[str, str], int]]
 
 LOGGER_NAME = "xsync"
 # Attributes every LogRecord has; anything else was passed through `extra=` and is context.
@@ -90,7 +98,7 @@ def setup_logging(
 
 
 class Metrics:
-    """Counters and gauges the engine updates; rendered in the Prometheus text format."""
+    """Counters and gauges the engines update; a `prometheus_client` collector of them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -101,11 +109,17 @@ class Metrics:
         self._seconds: dict[str, float] = defaultdict(float)
         self._count: dict[str, int] = defaultdict(int)
         self._events: dict[tuple[str, str], int] = defaultdict(int)
+        self._objects: ObjectCounter | None = None
         self._leader: int | None = None  # with several runners: 1 while this one leads
+        self._log = logging.getLogger(LOGGER_NAME)
 
     def set_leader(self, leading: bool) -> None:
         with self._lock:
             self._leader = int(leading)
+
+    def count_objects_with(self, counter: ObjectCounter) -> None:
+        """`xsync_objects{model,state}` is read from `counter` at each scrape."""
+        self._objects = counter
 
     def observe_event(self, topic: str, outcome: str, n: int = 1) -> None:
         """Events by topic and outcome: processed, retried, dead_lettered, dropped."""
@@ -138,67 +152,119 @@ class Metrics:
         with self._lock:
             return self._syncs.get((model, outcome), 0)
 
-    def render(self) -> str:
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, as `prometheus_client`'s registry asks a collector for them."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
+
         with self._lock:
-            lines = [
-                "# HELP xsync_syncs_total Objects processed, by model and outcome.",
-                "# TYPE xsync_syncs_total counter",
-                *(
-                    f'xsync_syncs_total{{model="{m}",outcome="{o}"}} {n}'
-                    for (m, o), n in sorted(self._syncs.items())
+            duration = SummaryMetricFamily(
+                "xsync_step_duration_seconds",
+                "Time spent in step code, by model.",
+                labels=["model"],
+            )
+            for model, n in sorted(self._count.items()):
+                duration.add_metric([model], count_value=n, sum_value=self._seconds[model])
+            families: list[Metric] = [
+                _filled(
+                    CounterMetricFamily(
+                        "xsync_syncs",
+                        "Objects processed, by model and outcome.",
+                        labels=["model", "outcome"],
+                    ),
+                    self._syncs.items(),
                 ),
-                "# HELP xsync_errors_total Failed syncs and deletions, by model.",
-                "# TYPE xsync_errors_total counter",
-                *(
-                    f'xsync_errors_total{{model="{m}"}} {n}'
-                    for m, n in sorted(self._errors.items())
+                _filled(
+                    CounterMetricFamily(
+                        "xsync_errors", "Failed syncs and deletions, by model.", labels=["model"]
+                    ),
+                    (((m,), n) for m, n in self._errors.items()),
                 ),
-                "# HELP xsync_pending Objects fetched as pending in the last pass.",
-                "# TYPE xsync_pending gauge",
-                *(f'xsync_pending{{model="{m}"}} {n}' for m, n in sorted(self._pending.items())),
-                "# HELP xsync_backing_off Objects waiting for their backoff to expire.",
-                "# TYPE xsync_backing_off gauge",
-                *(
-                    f'xsync_backing_off{{model="{m}"}} {n}'
-                    for m, n in sorted(self._backing_off.items())
+                _filled(
+                    GaugeMetricFamily(
+                        "xsync_pending",
+                        "Objects fetched as pending in the last pass.",
+                        labels=["model"],
+                    ),
+                    (((m,), n) for m, n in self._pending.items()),
                 ),
-                "# HELP xsync_step_duration_seconds Time spent in step code, by model.",
-                "# TYPE xsync_step_duration_seconds summary",
-                *(
-                    f'xsync_step_duration_seconds_sum{{model="{m}"}} {s:.6f}'
-                    for m, s in sorted(self._seconds.items())
+                _filled(
+                    GaugeMetricFamily(
+                        "xsync_backing_off",
+                        "Objects waiting for their backoff to expire.",
+                        labels=["model"],
+                    ),
+                    (((m,), n) for m, n in self._backing_off.items()),
                 ),
-                *(
-                    f'xsync_step_duration_seconds_count{{model="{m}"}} {n}'
-                    for m, n in sorted(self._count.items())
-                ),
-                "# HELP xsync_events_total Events from the event bus, by topic and outcome.",
-                "# TYPE xsync_events_total counter",
-                *(
-                    f'xsync_events_total{{topic="{t}",outcome="{o}"}} {n}'
-                    for (t, o), n in sorted(self._events.items())
+                duration,
+                _filled(
+                    CounterMetricFamily(
+                        "xsync_events",
+                        "Events from the event bus, by topic and outcome.",
+                        labels=["topic", "outcome"],
+                    ),
+                    self._events.items(),
                 ),
             ]
             if self._leader is not None:
-                lines += [
-                    "# HELP xsync_leader 1 while this runner leads (runs policies, pull steps).",
-                    "# TYPE xsync_leader gauge",
-                    f"xsync_leader {self._leader}",
-                ]
-        return "\n".join(lines) + "\n"
+                leader = GaugeMetricFamily(
+                    "xsync_leader", "1 while this runner leads (runs policies, pull steps)."
+                )
+                leader.add_metric([], self._leader)
+                families.append(leader)
+        yield from families
+        objects = self._object_family()
+        if objects is not None:
+            yield objects
+
+    def _object_family(self) -> Metric | None:
+        from prometheus_client.core import GaugeMetricFamily
+
+        if self._objects is None:
+            return None
+        try:
+            counts = self._objects()
+        except Exception as exc:  # noqa: BLE001 - a scrape while the store is down still answers
+            self._log.warning(
+                "counting objects for xsync_objects failed", extra={"error": str(exc)}
+            )
+            return None
+        return _filled(
+            GaugeMetricFamily(
+                "xsync_objects",
+                "Objects of the synchronized models, by model and sync state (as xsync status).",
+                labels=["model", "state"],
+            ),
+            counts.items(),
+        )
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every metric."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry).decode("utf-8")
+
+
+def _filled(family: M, rows: Iterable[tuple[Sequence[str], float]]) -> M:
+    for labels, value in sorted(rows):
+        family.add_metric(list(labels), value)
+    return family
 
 
 class MetricsServer:
-    """Serves `/metrics` on a daemon thread until `close()`."""
+    """Serves `/metrics` (`prometheus_client`'s server) on a daemon thread until `close()`."""
 
     def __init__(self, metrics: Metrics, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = _handler_for(metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="xsync-metrics", daemon=True
-        )
-        self._thread.start()
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(metrics)
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
 
     @property
     def port(self) -> int:
@@ -207,24 +273,4 @@ class MetricsServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join()
-
-
-def _handler_for(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = metrics.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            # Scrapes every few seconds would drown the sync log.
-            pass
-
-    return Handler
+        self._thread.join(timeout=5)
