@@ -77,3 +77,34 @@ def test_the_lazy_runtime_names_resolve() -> None:
         assert getattr(xsync.store, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         xsync.Nothing  # noqa: B018
+
+
+def test_the_served_methods_are_the_ones_the_proto_declares() -> None:
+    """The .proto text (`xsgen proto`) and the core's method table come from one definition."""
+    from xprotogen.core_models import BUILTIN_CORE_PATH
+    from xprotogen.loader import load_schema
+    from xsync.grpc.protocol import MODEL_METHODS, protocol_for
+
+    schema = load_schema([str(BUILTIN_CORE_PATH), str(ROOT / "examples/hello/hello.xproto")])
+    protocol = protocol_for(schema)
+    declared = {
+        f"/{service}/{method.name}"
+        for service in protocol.services
+        for method in protocol._pool.FindServiceByName(service).methods
+    }
+    served = {api.path(prefix) for api in protocol.models.values() for prefix in MODEL_METHODS}
+    served |= {
+        f"/{service}/{name}" for service in protocol.services for name in ("Watch", "GetVersion")
+    }
+    assert served == declared
+    hello = (
+        protocol.models["Hello"]
+        if "Hello" in protocol.models
+        else next(iter(protocol.models.values()))
+    )
+    for prefix, (request, response) in MODEL_METHODS.items():
+        method = protocol._pool.FindMethodByName(hello.path(prefix)[1:].replace("/", "."))
+        assert method.input_type.full_name == protocol.type_of(hello, request).DESCRIPTOR.full_name
+        assert (
+            method.output_type.full_name == protocol.type_of(hello, response).DESCRIPTOR.full_name
+        )
