@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Sequence
 
 import pytest
@@ -22,8 +23,9 @@ from kafka_fixture import (  # noqa: F401 - kafka_endpoint is a fixture
 )
 from xsync import Event, EventStep
 from xsync.backoff import BackoffPolicy
-from xsync.engines.events import ConsumerState, EventEngine, RetryPolicy, event_bus_problem
+from xsync.engines.events import ConsumerState, EventEngine, RetryPolicy
 from xsync.loader import StepLoadError, load_event_steps
+from xsync.runner import build_event_engine
 
 LOG = logging.getLogger("test_events")
 NO_WAIT = RetryPolicy(
@@ -220,23 +222,16 @@ def test_load_names_a_missing_directory(tmp_path: Path) -> None:
 # The engine's rules, on the in-memory bus.
 
 
-@pytest.mark.parametrize(
-    ("kind", "endpoint", "problem"),
-    [
-        (None, "h:1", "Eventbus kind is not configured in synchronizer config file."),
-        (
-            "not_kafka",
-            "h:1",
-            "Eventbus kind is set to a technology we do not implement. (eventbus_kind=not_kafka)",
-        ),
-        ("kafka", "", "Eventbus endpoint is not configured in synchronizer config file."),
-        ("kafka", "h:1", None),
-    ],
-)
-def test_event_bus_configuration_problems_use_the_xos_messages(
-    kind: str | None, endpoint: str, problem: str | None
+def test_event_steps_without_an_event_bus_are_skipped_with_the_xos_message(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert event_bus_problem(kind, endpoint) == problem
+    # The config refuses any other kind than "kafka" and an empty endpoint (test_config).
+    runtime = SimpleNamespace(
+        event_steps=[make_step(["t"], Recorder())], config=SimpleNamespace(event_bus=None)
+    )
+    with caplog.at_level(logging.ERROR, logger="test_events"):
+        assert build_event_engine(runtime, LOG) is None  # type: ignore[arg-type]
+    assert "Eventbus kind is not configured in synchronizer config file." in caplog.text
 
 
 def test_unknown_technology_is_skipped_with_an_error(caplog: pytest.LogCaptureFixture) -> None:

@@ -49,6 +49,7 @@ def run_synchronizer(
             log = _setup_logging(config, log_level)
             runtime = _build(config, metrics=metrics, log=log, migrated=migrated)
             parts.add("runtime", Hooks(on_stop=runtime.close))
+            parts.start()  # from here on, whatever fails closes the runtime
             metrics.count_objects_with(
                 lambda: count_states(runtime.store, runtime.observed_models, wall_clock())
             )

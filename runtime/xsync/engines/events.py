@@ -602,14 +602,3 @@ def _route_topics(
         for topic in step.topics:
             routes.setdefault(topic, []).append(step)
     return routes
-
-
-def event_bus_problem(kind: str | None, endpoint: str | None) -> str | None:
-    """Why the configured event bus cannot be used, in XOS's words; None when it can."""
-    if not kind:
-        return "Eventbus kind is not configured in synchronizer config file."
-    if kind != "kafka":
-        return f"Eventbus kind is set to a technology we do not implement. (eventbus_kind={kind})"
-    if not endpoint:
-        return "Eventbus endpoint is not configured in synchronizer config file."
-    return None
