@@ -37,6 +37,7 @@ from .model_guard import MODELS_KEY, check_models, model_record
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
 from .values import check_value
 from .version import CORE_VERSION
+from .wakeup import commit_watch, install_pg_trigger
 from .writes import (
     CreatePlan,
     EngineStatements,
@@ -46,7 +47,8 @@ from .writes import (
     Writes,
 )
 
-POLL_SECONDS = 0.1  # how soon a waiting reader notices a commit made by another process
+POLL_SECONDS = 0.1  # how soon a waiting reader notices another process's commit without a watch
+WATCHED_SECONDS = 2.0  # the same with a live watch (`wakeup`): a safety net only
 _ID_CHUNK = 500  # ids per IN (...) when reading many-to-many rows, under SQLite's variable limit
 # Written only by the store itself; a writer's value for them is ignored, as XOS ignores it.
 _READ_ONLY = frozenset({"id", "created", "updated", "leaf_model_name"})
@@ -146,6 +148,8 @@ class SqlStore:
         self.leases = SqlLeases(engine, self._write_lock)
         self._committed = threading.Condition()
         self._commit_count = 0
+        # Commits by other processes wake waiting readers too (started by the first wait).
+        self._watch = None if memory else commit_watch(engine.url, self._commit_seen)
         self._clock = Clock()
         self._cascades = self._cascade_sources()
         self._associations = [m.table for mt in tables.values() for m in mt.many.values()]
@@ -194,6 +198,8 @@ class SqlStore:
                     if models is not None and record is not None:
                         self._guard_models(conn, record, *models)
                     added = evolve(conn, self._metadata, self._tables)
+                    if self._postgres:
+                        install_pg_trigger(conn, CHANGE_TABLE)
                     self._put_meta(conn, "core_version", core_version)
                     if record is not None:
                         self._put_meta(conn, MODELS_KEY, record)
@@ -246,6 +252,10 @@ class SqlStore:
                     yield conn
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"store write failed: {_reason(exc)}") from None
+        self._commit_seen()
+
+    def _commit_seen(self) -> None:
+        """Wake the readers waiting in `changes`: this or another process committed."""
         with self._committed:
             self._commit_count += 1
             self._committed.notify_all()
@@ -290,9 +300,7 @@ class SqlStore:
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"store write failed: {_first_line(exc)}") from None
-        with self._committed:
-            self._commit_count += 1
-            self._committed.notify_all()
+        self._commit_seen()
         return records
 
     def _sqlite_writer(self) -> tuple[SqliteWrites, Any]:
@@ -522,6 +530,8 @@ class SqlStore:
 
     def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is not None and self._watch is not None:
+            self._watch.start()  # before the first read, so no commit falls between the two
         while True:
             with self._committed:
                 seen = self._commit_count
@@ -531,12 +541,16 @@ class SqlStore:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
+            watched = self._watch is not None and self._watch.live
             with self._committed:
                 self._committed.wait_for(
-                    lambda: self._commit_count != seen, timeout=min(remaining, POLL_SECONDS)
+                    lambda: self._commit_count != seen,
+                    timeout=min(remaining, WATCHED_SECONDS if watched else POLL_SECONDS),
                 )
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         with self._write_lock:
             if self._raw_writer is not None:
                 self._raw_writer[2].close()
