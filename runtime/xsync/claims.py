@@ -166,7 +166,9 @@ class Claims:
         """Release the finished objects now (end of a pass)."""
         with self._lock:
             release, self._finished = self._finished, []
-        if release:
+        if not release:
+            return
+        try:
             self.leases.claim(
                 self.owner,
                 self.holder,
@@ -175,6 +177,11 @@ class Claims:
                 lease_seconds=self.lease_seconds,
                 release=release,
             )
+        except BaseException:
+            # Kept for the next claim: a lease never released is renewed for as long as we run.
+            with self._lock:
+                self._finished.extend(release)
+            raise
 
     def live(self) -> bool:
         """Whether the leases held are surely still ours (renewals have not been failing)."""

@@ -229,12 +229,13 @@ class SyncEngine:
 
     def _run_leased(self, run_one: Callable[[_Work], Outcome], work: _Work) -> Outcome:
         assert self.claims is not None
-        if not self.claims.live():
-            # The leases could not be renewed: another runner may have taken this one over.
-            return Outcome.ELSEWHERE
         try:
+            if not self.claims.live():
+                # The leases could not be renewed: another runner may have taken this one over.
+                return Outcome.ELSEWHERE
             return run_one(work)
         finally:
+            # Released with the next claim; a release touches only a lease that is still ours.
             self.claims.finished(work.id)
 
     def _release_finished(self) -> None:

@@ -18,7 +18,8 @@ so runners on machines whose clocks disagree still agree on when a lease ends.
 
 A lease is taken only if it ended before `seen_at`, the store time at which the claimer began
 reading the objects: a runner whose copy of an object predates another runner's last work on
-it would sync it from stale data, so it must wait for its next read.
+it would sync it from stale data, so it must wait for its next read. A runner's own lease is
+always its to take again: its last work on the object ended before its current read.
 
 All statements touch rows in object-id order (the VALUES of one INSERT in order, renewals
 through `ORDER BY ... FOR UPDATE`), so two runners' statements never wait for each other in a
@@ -75,7 +76,10 @@ class SqlLeases:
             f"INSERT INTO {CLAIMS_TABLE} (owner, object_id, holder, expires) VALUES {{rows}} "
             "ON CONFLICT (owner, object_id) DO UPDATE SET holder = excluded.holder, "
             f"expires = CASE WHEN excluded.expires < 0 THEN {now} ELSE excluded.expires END "
-            f"WHERE (excluded.expires >= 0 AND {CLAIMS_TABLE}.expires < :seen_at) "
+            # A runner may always take its own lease again: one it could not release (the store
+            # was down) must not lock it out of the object while its renewals keep the lease live.
+            f"WHERE (excluded.expires >= 0 AND ({CLAIMS_TABLE}.expires < :seen_at "
+            f"OR {CLAIMS_TABLE}.holder = excluded.holder)) "
             f"OR (excluded.expires < 0 AND {CLAIMS_TABLE}.holder = excluded.holder) "
             f"RETURNING object_id, {CLAIMS_TABLE}.expires"
         )
