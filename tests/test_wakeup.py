@@ -7,6 +7,7 @@ from polling would show as seconds, not milliseconds.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def test_a_commit_in_another_process_wakes_a_waiting_reader(
     store = open_at(schema_from_text(tmp_path, SHOP))
     _ready(writer)
     store.changes(0, timeout=0.01)  # the watch is up before the first save
+    assert store._watch is not None and store._watch.live, "no commit watch (make install?)"
     after = 0
     latencies = []
     for i in range(SAVES):
@@ -137,6 +139,10 @@ def test_a_dropped_listen_connection_falls_back_and_comes_back(tmp_path: Path) -
                     (f'LISTEN "xsync_{schema}"',),
                 ).fetchall()
             assert killed
+            deadline = time.monotonic() + 5
+            while watch.live and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not watch.live  # polling while the connection is re-opened
             other.create("Shop", {"name": "while-down"})
             _wait_for(store, 0, "while-down", limit=5)
             deadline = time.monotonic() + 10
@@ -149,7 +155,7 @@ def test_a_dropped_listen_connection_falls_back_and_comes_back(tmp_path: Path) -
 
 
 def test_without_inotify_a_sqlite_store_falls_back_to_polling(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import inotify_simple
 
@@ -163,8 +169,10 @@ def test_without_inotify_a_sqlite_store_falls_back_to_polling(
     store = open_store(url, schema_from_text(tmp_path, SHOP), core_version="1.0")
     other = open_store(url, schema_from_text(tmp_path, SHOP), core_version="1.0")
     try:
-        assert store.changes(0, timeout=0.01) == []
+        with caplog.at_level(logging.WARNING, logger="xsync.store.wakeup"):
+            assert store.changes(0, timeout=0.01) == []
         assert store._watch is not None and not store._watch.live
+        assert "no inotify watch" in caplog.text and "polled every 0.1 s" in caplog.text
         other.create("Shop", {"name": "polled"})
         started = time.monotonic()
         _wait_for(store, 0, "polled", limit=5)

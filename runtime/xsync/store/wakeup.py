@@ -16,6 +16,7 @@ log every `POLL_SECONDS`. A source that comes back reports a commit, as it may h
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import threading
@@ -28,6 +29,7 @@ TICK_SECONDS = 1.0  # longest wait on a source before the thread checks it shoul
 RETRY_SECONDS = 1.0  # pause before re-opening a dropped listen connection
 CONNECT_SECONDS = 5  # limit on opening the listen connection
 _FUNCTION = "xsync_notify_change"
+_log = logging.getLogger("xsync.store.wakeup")
 
 
 def pg_channel(schema: str) -> str:
@@ -127,19 +129,21 @@ class WalWatch(CommitWatch):
         self._directory = path.parent
 
     def _run(self, ready: threading.Event) -> None:
+        watch: Any = None
         try:
             from inotify_simple import INotify, flags  # type: ignore[import-untyped]
 
             watch = INotify()
-        except (ImportError, OSError):
-            ready.set()  # no inotify here: the store keeps polling
-            return
-        try:
             # The directory, not the files: the -wal file comes and goes with connections.
             watch.add_watch(str(self._directory), flags.MODIFY | flags.CREATE | flags.MOVED_TO)
-        except OSError:
-            watch.close()
-            ready.set()
+        except (ImportError, OSError) as exc:
+            if watch is not None:
+                watch.close()
+            _log.warning(
+                "no inotify watch on %s (%s): changes by other processes are polled every 0.1 s",
+                self._directory,
+                exc,
+            )
             return
         self.live = True
         ready.set()
@@ -175,8 +179,13 @@ class PgListen(CommitWatch):
                     application_name="xsync-listen",
                 ) as conn:
                     self._listen(conn, ready)
-            except psycopg.Error:
-                pass
+            except psycopg.Error as exc:
+                if self.live or not ready.is_set():
+                    _log.warning(
+                        "LISTEN connection lost (%s): polling the change log every 0.1 s until"
+                        " it is back",
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0],
+                    )
             was_live, self.live = self.live, False
             ready.set()
             if was_live:
