@@ -52,7 +52,7 @@ class SyncDevice(SyncStep):
         time.sleep({seconds!r})
         fd = os.open(CALLS, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
-            os.write(fd, f"{{os.getpid()}} {{obj.id}}\\n".encode())
+            os.write(fd, f"{{os.getpid()}} {{obj.id}} {{time.time():.6f}}\\n".encode())
         finally:
             os.close(fd)
 """
@@ -64,7 +64,10 @@ class Run:
     seconds: float
     synced_twice: int
     lost: int
-    recovery: float | None = None  # seconds from the kill to the last object synced
+    # Seconds from the kill to the last object synced, and to the last of the killed runner's
+    # objects in flight being synced again by another runner (its takeover).
+    recovery: float | None = None
+    takeover: float | None = None
 
     def rate(self, objects: int) -> float:
         return objects / self.seconds
@@ -121,10 +124,20 @@ def start(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def calls(root: Path) -> list[tuple[int, int]]:
+def calls(root: Path) -> list[tuple[int, int, float]]:
+    """(pid, object id, time) of every step call that finished."""
     path = root / "calls.log"
     text = path.read_text() if path.exists() else ""
-    return [(int(p), int(i)) for p, i in (line.split() for line in text.splitlines())]
+    return [(int(p), int(i), float(t)) for p, i, t in (line.split() for line in text.splitlines())]
+
+
+def takeover_seconds(root: Path, killed_at: float) -> float:
+    """From the kill to the last object synced twice (in flight in the killed runner)."""
+    seen: dict[int, list[float]] = {}
+    for _, object_id, at in calls(root):
+        seen.setdefault(object_id, []).append(at)
+    again = [max(times) for times in seen.values() if len(times) > 1]
+    return max(again) - killed_at if again else 0.0
 
 
 def one_run(root: Path, args: argparse.Namespace, runners: int, kill_one: bool) -> Run:
@@ -140,10 +153,11 @@ def one_run(root: Path, args: argparse.Namespace, runners: int, kill_one: bool) 
                 api.store.create_many("Device", [{"name": f"d{i}"} for i in range(args.objects)])
                 started = time.perf_counter()
                 killed_at: float | None = None
+                killed_wall = 0.0
                 while api.store.pending("Device", PendingQuery.DIRTY_OBJECTS):
                     if kill_one and killed_at is None and len(calls(root)) >= args.objects / 2:
                         os.kill(processes[0].pid, signal.SIGKILL)
-                        killed_at = time.perf_counter()
+                        killed_at, killed_wall = time.perf_counter(), time.time()
                     time.sleep(0.1)
                     if time.perf_counter() - started > 900:
                         raise SystemExit("bench_scale: the runners did not finish in 900 s")
@@ -158,7 +172,7 @@ def one_run(root: Path, args: argparse.Namespace, runners: int, kill_one: bool) 
                     except subprocess.TimeoutExpired:
                         process.kill()
                         process.wait()
-            ids = [i for _, i in calls(root)]
+            ids = [i for _, i, _ in calls(root)]
             unsynced = len(api.store.pending("Device", PendingQuery.DIRTY_OBJECTS))
     return Run(
         runners,
@@ -166,6 +180,7 @@ def one_run(root: Path, args: argparse.Namespace, runners: int, kill_one: bool) 
         synced_twice=len(ids) - len(set(ids)),
         lost=unsynced + (args.objects - len(set(ids))),
         recovery=None if killed_at is None else finished - killed_at,
+        takeover=None if killed_at is None else takeover_seconds(root, killed_wall),
     )
 
 
@@ -215,13 +230,13 @@ def report(args: argparse.Namespace, plain: list[Run], killed: list[Run]) -> str
         return "\n".join(lines)
     lines += [
         "",
-        "| runners (one SIGKILLed at half) | seconds | recovery after the kill (s) "
-        "| synced twice | lost |",
-        "|---|---|---|---|---|",
+        "| runners (one SIGKILLed at half) | seconds | its objects in flight synced again after (s) "
+        "| all synced after the kill (s) | synced twice | lost |",
+        "|---|---|---|---|---|---|",
     ]
     for run in killed:
         lines.append(
-            f"| {run.runners} | {run.seconds:.1f} | {run.recovery:.1f} "
+            f"| {run.runners} | {run.seconds:.1f} | {run.takeover:.1f} | {run.recovery:.1f} "
             f"| {run.synced_twice} | {run.lost} |"
         )
     return "\n".join(lines)
