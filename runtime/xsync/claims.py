@@ -105,6 +105,7 @@ class Claims:
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._lock = threading.Lock()
         self._finished: list[int] = []  # released with the next claim (or `flush`)
+        self._held: set[int] = set()  # claimed, not finished yet
         self._seen_at = 0.0
         # Until when (monotonic) the leases held are surely live: from the last claim or renewal.
         self._live_until = 0.0
@@ -155,17 +156,21 @@ class Claims:
             raise
         if taken:
             self._live_until = started + self.lease_seconds
+            with self._lock:
+                self._held.update(taken)
         return set(taken)
 
     def finished(self, object_id: int) -> None:
         """`object_id` is done: its lease goes back with the next claim."""
         with self._lock:
+            self._held.discard(object_id)
             self._finished.append(object_id)
 
     def flush(self) -> None:
-        """Release the finished objects now (end of a pass)."""
+        """Release the finished objects now, and any claimed but never started (end of a pass)."""
         with self._lock:
-            release, self._finished = self._finished, []
+            release, self._finished = [*self._finished, *self._held], []
+            self._held = set()
         if not release:
             return
         try:

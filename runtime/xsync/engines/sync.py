@@ -184,11 +184,15 @@ class SyncEngine:
                 plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
             )
         else:
+            # A plan is read once; a dead runner's objects can be taken over only by a plan
+            # read after its leases ended. So a plan is worked on for at most a lease time,
+            # then read afresh: a killed runner's objects are taken over within about twice
+            # `lease_seconds`, however long the queue.
             execution = execute_plan(
                 plan,
                 lambda key: self._run_leased(run_one, work[key]),
                 max_workers=self.max_workers,
-                stop=stop,
+                stop=stop.with_deadline(self.claims.lease_seconds),
                 claim=self._claim,
                 claim_batch=self.max_workers,
             )
@@ -558,14 +562,23 @@ class SyncEngine:
 
 
 class _Halt:
-    """What the executor checks between objects: a stop request, or the store gone."""
+    """What the executor checks between objects: a stop request, the store gone, or (with
+    `deadline`, a monotonic time) the plan grown too old to start more of it."""
 
-    def __init__(self, stop: threading.Event | None, engine: SyncEngine) -> None:
+    def __init__(
+        self, stop: threading.Event | None, engine: SyncEngine, deadline: float | None = None
+    ) -> None:
         self._stop = stop
         self._engine = engine
+        self._deadline = deadline
 
     def is_set(self) -> bool:
-        return (self._stop is not None and self._stop.is_set()) or self._engine._lost is not None
+        if (self._stop is not None and self._stop.is_set()) or self._engine._lost is not None:
+            return True
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def with_deadline(self, seconds: float) -> _Halt:
+        return _Halt(self._stop, self._engine, time.monotonic() + seconds)
 
 
 class _ModelReach:
