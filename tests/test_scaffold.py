@@ -9,6 +9,7 @@ failure still names the file.
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import re
 import resource
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -64,17 +66,32 @@ def corpus_build() -> Iterator[CorpusBuild]:
         yield _build_corpus(Path(tmp))
 
 
+def _scaffold_one(service: str, root: Path) -> str | None:
+    """Scaffold one corpus service under `root`; why it failed, or None."""
+    sources = [CORE_XPROTO, corpus_file(service)]
+    try:
+        write_scaffold(plan_scaffold(load_schema(sources), sources), root / service)
+    except Exception as exc:  # recorded for this service's tests, not the others'
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _build_corpus(root: Path) -> CorpusBuild:
     build = CorpusBuild(root)
-    for service in SERVICES:
-        sources = [CORE_XPROTO, corpus_file(service)]
-        try:
-            write_scaffold(plan_scaffold(load_schema(sources), sources), build.root / service)
-        except Exception as exc:  # recorded for this service's tests, not the others'
-            build.errors[service] = f"{type(exc).__name__}: {exc}"
+    # Scaffolding is CPU-bound (black formats each generated client): one process per core,
+    # spawned, since forking a process that runs gRPC and Kafka threads is not safe.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawn) as pool:
+        errors = pool.map(_scaffold_one, SERVICES, [root] * len(SERVICES))
+        build.errors = {s: e for s, e in zip(SERVICES, errors) if e is not None}
     projects = [build.root / s for s in SERVICES if s not in build.errors]
-    build.unformatted = _black_check([f for p in projects for f in python_files(p)])
-    build.test_results = _run_generated_tests(build.root, projects)
+    # black checks the files while the generated tests run: two processes, two cores.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        unformatted = background.submit(
+            _black_check, [f for p in projects for f in python_files(p)]
+        )
+        build.test_results = _run_generated_tests(build.root, projects)
+        build.unformatted = unformatted.result()
     return build
 
 
