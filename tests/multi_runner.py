@@ -17,18 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import ROOT
-
-MODELS = """
-option app_label = "cloud";
-
-message Region (XOSBase) {
-    required string name = 1;
-}
-message Cluster (XOSBase) {
-    required string name = 1;
-    required manytoone region->Region:clusters = 2:1001;
-}
-"""
+from sync_project import MODELS
 
 STEPS = """
 import os

@@ -112,6 +112,7 @@ def test_a_core_dying_mid_pass_costs_a_few_lines_not_one_per_object(tmp_path: Pa
         core.process.wait()
         time.sleep(3)
         core = Core(tmp_path, endpoint, None)  # the same store file, the same port
+
         # The store is the judge: a sync whose reply the killed core never sent is saved but
         # logs no "synced" line (its outcome is unknown to the runner), so lines may fall short.
         def every_object_synced() -> bool:

@@ -4,7 +4,6 @@ runner takes over within the lease time when it dies (real processes, real Postg
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -12,6 +11,7 @@ import pytest
 
 from multi_runner import kill, make_runner_project, start_runner, stop_all
 from pg import fresh_schema
+from sync_project import wait_for as wait
 from xsync.connect import connect
 
 LEASE = 2.0
@@ -78,15 +78,6 @@ def notes(root: Path) -> list[tuple[str, int, float]]:
     path = root / "leader.log"
     text = path.read_text() if path.exists() else ""
     return [(w, int(p), float(t)) for w, p, t in (line.split() for line in text.splitlines())]
-
-
-def wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def policed(config: Path, ids: list[int]) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,6 +17,7 @@ from conftest import run_cli
 from multi_runner import CallLog, kill, make_runner_project, start_runner, stop_all
 from pg import fresh_schema
 from sync_project import PASSWORD, USER, Core, free_port
+from sync_project import wait_for as wait
 from xsync.connect import connect
 from xsync.store.base import PendingQuery
 
@@ -57,15 +57,6 @@ def runner_log(root: Path, index: int) -> list[dict[str, Any]]:
 def started(root: Path, index: int) -> bool:
     log = root / f"runner-{index}.log"
     return log.exists() and '"started cloud' in log.read_text()
-
-
-def wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def create_objects(config: Path) -> dict[int, int]:

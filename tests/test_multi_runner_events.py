@@ -16,6 +16,7 @@ import pytest
 from kafka_fixture import create_topic, kafka_endpoint, unique_name  # noqa: F401 - fixture
 from multi_runner import CallLog, kill, make_runner_project, start_runner, stop_all
 from pg import fresh_schema
+from sync_project import wait_for as wait
 
 EVENT_STEP = """
 import os
@@ -58,15 +59,6 @@ def produce(endpoint: str, topic: str, keys: range) -> None:
         producer.close()
 
 
-def wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 def test_runners_split_partitions_and_take_over_a_killed_ones(
     tmp_path: Path, store_url: str, kafka_endpoint: str
 ) -> None:
@@ -75,9 +67,7 @@ def test_runners_split_partitions_and_take_over_a_killed_ones(
     config = make_runner_project(tmp_path, store_url)
     (tmp_path / "events").mkdir()
     calls = tmp_path / "calls.log"
-    (tmp_path / "events" / "note.py").write_text(
-        EVENT_STEP.format(topic=topic, calls=str(calls))
-    )
+    (tmp_path / "events" / "note.py").write_text(EVENT_STEP.format(topic=topic, calls=str(calls)))
     options = json.loads(config.read_text())
     options.update(
         name=unique_name("xs-group"),  # the consumer group: new, so it starts at the beginning
