@@ -137,23 +137,10 @@ class Claims:
 
     def claim(self, ids: Iterable[int]) -> set[int]:
         """Take the leases of `ids` that are free; the ids taken. One round trip."""
-        wanted = list(ids)
         started = time.monotonic()
         with self._lock:
             release, self._finished = self._finished, []
-        try:
-            taken = self.leases.claim(
-                self.owner,
-                self.holder,
-                wanted,
-                seen_at=self._seen_at,
-                lease_seconds=self.lease_seconds,
-                release=release,
-            )
-        except BaseException:
-            with self._lock:
-                self._finished.extend(release)
-            raise
+        taken = self._send(list(ids), release)
         if taken:
             self._live_until = started + self.lease_seconds
             with self._lock:
@@ -171,13 +158,16 @@ class Claims:
         with self._lock:
             release, self._finished = [*self._finished, *self._held], []
             self._held = set()
-        if not release:
-            return
+        if release:
+            self._send([], release)
+
+    def _send(self, wanted: list[int], release: list[int]) -> list[int]:
+        """Claim `wanted` and give up `release` in one round trip; the ids taken."""
         try:
-            self.leases.claim(
+            return self.leases.claim(
                 self.owner,
                 self.holder,
-                [],
+                wanted,
                 seen_at=self._seen_at,
                 lease_seconds=self.lease_seconds,
                 release=release,

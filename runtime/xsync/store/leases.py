@@ -115,7 +115,10 @@ class SqlLeases:
         )
         self._clock_sql = sa.text(f"SELECT {now}")
 
-    def _run(self, statement: sa.TextClause, params: dict[str, object]) -> list[Any]:
+    def _execute(
+        self, statement: sa.TextClause, params: dict[str, object]
+    ) -> tuple[list[Any], int]:
+        """One statement in a transaction of its own: the rows it returns and its row count."""
         lock = self._lock
         if lock is not None:
             lock.acquire()
@@ -124,10 +127,17 @@ class SqlLeases:
                 conn.execution_options(xsync_write=True)
                 with conn.begin():
                     result = conn.execute(statement, params)
-                    return list(result) if result.returns_rows else []
+                    rows = list(result) if result.returns_rows else []
+                    return rows, int(result.rowcount)
         finally:
             if lock is not None:
                 lock.release()
+
+    def _run(self, statement: sa.TextClause, params: dict[str, object]) -> list[Any]:
+        return self._execute(statement, params)[0]
+
+    def _count(self, statement: sa.TextClause, params: dict[str, object]) -> int:
+        return self._execute(statement, params)[1]
 
     def clock(self) -> float:
         """The store's time now, in seconds since the epoch."""
@@ -175,19 +185,6 @@ class SqlLeases:
     def release_all(self, owner: str, holder: str) -> int:
         """End every lease of `holder` now (a runner that stops)."""
         return self._count(self._release_all_sql, {"owner": owner, "holder": holder})
-
-    def _count(self, statement: sa.TextClause, params: dict[str, object]) -> int:
-        lock = self._lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            with self._engine.connect() as conn:
-                conn.execution_options(xsync_write=True)
-                with conn.begin():
-                    return int(conn.execute(statement, params).rowcount)
-        finally:
-            if lock is not None:
-                lock.release()
 
     def holders(self, owner: str) -> dict[str, int]:
         """Live leases per holder."""
