@@ -14,10 +14,12 @@ from google.protobuf.message import Message
 from xprotogen.schema import Schema
 
 from ..store.base import (
+    STORE_DOWN,
     Actor,
     Change,
     InvalidArgument,
     NotFound,
+    OutcomeWrite,
     PendingQuery,
     PermissionDenied,
     Record,
@@ -295,6 +297,22 @@ class RemoteStore:
             )
             request.update_fields.extend(n.strip() for n in names)
         return self._record(api, self._model_call(api, "Update", request, api.message, actor))
+
+    def write_outcomes(
+        self, writes: Sequence[OutcomeWrite], *, actor: Actor = "synchronizer"
+    ) -> list[StoreError | None]:
+        # First version: one update per item (the contract holds; one transaction comes next).
+        results: list[StoreError | None] = []
+        for w in writes:
+            try:
+                self.update(w.model, w.id, w.values, actor=actor, update_fields=list(w.values))
+            except STORE_DOWN:
+                raise
+            except StoreError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
         api = self._api(model)

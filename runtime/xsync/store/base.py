@@ -28,6 +28,15 @@ class PendingQuery(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeWrite:
+    """Values the synchronizer saves on one object after working on it (see `write_outcomes`)."""
+
+    model: str
+    id: int
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One committed change. `seq` grows by one per change, in commit order."""
 
@@ -116,6 +125,20 @@ class Store(Protocol):
         update_fields: Sequence[str] | None = None,
         always_update_timestamp: bool = False,
     ) -> Record: ...
+
+    def write_outcomes(
+        self, writes: Sequence[OutcomeWrite], *, actor: Actor = "synchronizer"
+    ) -> list[StoreError | None]:
+        """Save each item as `update(w.model, w.id, w.values, actor=actor,
+        update_fields=list(w.values))` would, all in one transaction (one round trip per
+        statement kind, one call over gRPC).
+
+        Returns one result per item, in order: None when it was saved (or had nothing to
+        change), else the error `update` would have raised for it; the other items are saved
+        all the same. Raises `Unavailable`/`Unauthenticated` (nothing saved) when the store
+        cannot be used.
+        """
+        ...
 
     def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
         """Soft delete, cascading to the objects that link to this one."""

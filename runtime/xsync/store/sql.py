@@ -24,7 +24,9 @@ from .base import (
     Change,
     ChangeKind,
     InvalidArgument,
+    STORE_DOWN,
     NotFound,
+    OutcomeWrite,
     PendingQuery,
     Record,
     StoreError,
@@ -476,6 +478,22 @@ class SqlStore:
                 self._log(conn, "update", leaf.name, [id])
                 row.update(writes)
             return self._records(conn, mt, leaf, [row])[0]
+
+    def write_outcomes(
+        self, writes: Sequence[OutcomeWrite], *, actor: Actor = "synchronizer"
+    ) -> list[StoreError | None]:
+        # First version: one update per item (the contract holds; one transaction comes next).
+        results: list[StoreError | None] = []
+        for w in writes:
+            try:
+                self.update(w.model, w.id, w.values, actor=actor, update_fields=list(w.values))
+            except STORE_DOWN:
+                raise
+            except StoreError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
         """Soft delete, cascading through required links to live, unprotected objects."""
