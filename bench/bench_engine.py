@@ -2,9 +2,12 @@
 
     .venv/bin/python bench/bench_engine.py [--sizes 1000,10000,100000] [--workers 4] [--append docs/performance.md]
 
-Three figures per N, measured in the same run:
-- engine: `SyncEngine.run_pass()` on the embedded SQLite store (fetch, plan, execute, save);
-- bare: the same store calls and no-op steps in a valid order, with no planner, no pool;
+Figures per N, measured in the same run on the embedded SQLite store (a file):
+- bare: the floor of a correct pass: fetch the pending rows model by model, one plain object
+  per row, mark them, call the no-op step, save the same outcomes, marks and outcomes 500 to
+  a transaction (`Store.write_outcomes`), no planner, no pool;
+- engine, 1 worker and `--workers` workers: `SyncEngine.run_pass()` (fetch, plan, prepare,
+  execute, save in batches), with the peak memory the pass added (RSS high-water mark);
 - core: the planner and executor alone over plain data, against a bare in-memory loop.
 Then the save-to-sync latency of the long-running mode (a save wakes the runner).
 """
@@ -12,6 +15,7 @@ Then the save-to-sync latency of the long-running mode (a save wakes the runner)
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import threading
@@ -29,10 +33,9 @@ from xsync.planner import LinkFields, PlanItem, model_order, plan_sync
 from xsync.runner import Runner
 from xsync.steps import SyncStep
 from xsync.store import open_store
-from xsync.store.base import PendingQuery, Store
+from xsync.store.base import OutcomeWrite, PendingQuery, Store
 
-ROOT = Path(__file__).resolve().parent.parent
-CORE = ROOT.parent / "shared" / "corpus" / "xproto" / "core.xproto"
+BATCH = 500  # the bare loop's marks and outcomes per transaction
 MODELS = """
 option app_label = "bench";
 message Zone (XOSBase) { required string name = 1; }
@@ -53,7 +56,7 @@ class NoOp(SyncStep):
 def make_store(directory: Path, n: int) -> tuple[Store, dict[str, list[list[str]]]]:
     path = directory / "bench.xproto"
     path.write_text(MODELS)
-    schema = load_schema([CORE, path])
+    schema = load_schema([path], core="auto")
     store = open_store(f"sqlite:///{directory / f'bench{n}.db'}", schema)
     per_model = n // len(CHAIN)
     previous: list[int] = []
@@ -80,32 +83,51 @@ def mark_dirty(store: Store, model: str) -> None:
 
 
 def bare_pass(store: Store, deps: dict[str, list[list[str]]]) -> int:
-    """The least a correct pass must do: fetch in model order, mark, call, save."""
+    """The least a correct pass must do: fetch in model order, mark, call, save, batched."""
     step = NoOp()
     done = 0
+    mark = {"backend_need_delete": True}
     for model in model_order(deps):
         if model not in CHAIN:
             continue
-        for record in store.pending(model, PendingQuery.DIRTY_OBJECTS):
-            obj = RecordView(model, record)
-            if not obj.backend_need_delete:
-                store.update(
-                    model,
-                    obj.id,
-                    {"backend_need_delete": True},
-                    actor="synchronizer",
-                    update_fields=["backend_need_delete"],
-                )
-            step.sync_record(obj)
-            values = {
-                "enacted": max(obj.updated or 0.0, obj.changed_by_policy or 0.0),
-                "backend_status": "OK",
-                "backend_code": 1,
-                "backend_register": register_json(Register(last_success=time.time())),
-            }
-            store.update(model, obj.id, values, actor="synchronizer", update_fields=list(values))
-            done += 1
+        records = store.pending(model, PendingQuery.DIRTY_OBJECTS)
+        for start in range(0, len(records), BATCH):
+            objs = [RecordView(model, r) for r in records[start : start + BATCH]]
+            store.write_outcomes(
+                [OutcomeWrite(model, o.id, mark) for o in objs if not o.backend_need_delete]
+            )
+            outcomes = []
+            for obj in objs:
+                step.sync_record(obj)
+                values = {
+                    "enacted": max(obj.updated or 0.0, obj.changed_by_policy or 0.0),
+                    "backend_status": "OK",
+                    "backend_code": 1,
+                    "backend_register": register_json(Register(last_success=time.time())),
+                }
+                outcomes.append(OutcomeWrite(model, obj.id, values))
+            store.write_outcomes(outcomes)
+            done += len(objs)
     return done
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def engine_pass(
+    store: Store, deps: dict[str, list[list[str]]], n: int, workers: int
+) -> tuple[float, int]:
+    """Seconds of one engine pass over every object, and the RSS high-water mark it added."""
+    for model in CHAIN:
+        mark_dirty(store, model)
+    engine = SyncEngine(store, [NoOp], deps, max_workers=workers)
+    rss = peak_rss_bytes()
+    started = time.perf_counter()
+    report = engine.run_pass()
+    seconds = time.perf_counter() - started
+    assert report.worked == n, report.worked
+    return seconds, peak_rss_bytes() - rss
 
 
 def core_only(n: int, workers: int) -> tuple[float, float]:
@@ -169,20 +191,16 @@ def main() -> None:
             started = time.perf_counter()
             assert bare_pass(store, deps) == n
             bare_s = time.perf_counter() - started
-            for model in CHAIN:
-                mark_dirty(store, model)
-            engine = SyncEngine(store, [NoOp], deps, max_workers=args.workers)
-            started = time.perf_counter()
-            report = engine.run_pass()
-            engine_s = time.perf_counter() - started
-            assert report.worked == n, report.worked
+            one_s, _ = engine_pass(store, deps, n, 1)
+            many_s, rss = engine_pass(store, deps, n, args.workers)
             core_s, core_bare_s = core_only(n, args.workers)
             store.close()
-            rows.append((n, engine_s, bare_s, core_s, core_bare_s))
+            rows.append((n, bare_s, one_s, many_s, rss, core_s, core_bare_s))
             print(
-                f"N={n:>7}: engine {engine_s:8.2f} s ({n / engine_s:8.0f}/s)  bare {bare_s:8.2f} s "
-                f"({n / bare_s:8.0f}/s)  ratio {engine_s / bare_s:4.2f}   planner+executor {core_s:6.3f} s "
-                f"({n / core_s:9.0f}/s) vs bare in-memory loop {core_bare_s:8.5f} s",
+                f"N={n:>7}: bare {bare_s:7.2f} s ({n / bare_s:7.0f}/s)  engine 1 worker {one_s:7.2f} s "
+                f"({one_s / bare_s:4.2f}x bare)  {args.workers} workers {many_s:7.2f} s "
+                f"({many_s / bare_s:4.2f}x bare, {many_s / one_s:4.2f}x 1 worker)  "
+                f"peak +{rss / n:6.0f} B/object  planner+executor {n / core_s:7.0f}/s",
                 flush=True,
             )
         lat = latency(Path(tmp))
@@ -197,7 +215,7 @@ def main() -> None:
 
 
 def render(
-    rows: list[tuple[int, float, float, float, float]],
+    rows: list[tuple[int, float, float, float, int, float, float]],
     median_ms: float,
     p95_ms: float,
     workers: int,
@@ -206,17 +224,17 @@ def render(
         "",
         f"## Sync engine: one pass over N no-op objects (bench/bench_engine.py, {time.strftime('%Y-%m-%d')})",
         "",
-        f"4-model chain (Zone <- Rack <- Host <- Vm), embedded SQLite store (file), max_workers={workers}, 2-core machine shared with other work.",
-        "`engine` is `SyncEngine.run_pass()`; `bare` makes the same store calls and no-op step calls in a valid order,",
-        "sequentially, with no planner and no pool. `planner+executor` is the engine core alone over plain data.",
+        "4-model chain (Zone <- Rack <- Host <- Vm), embedded SQLite store (file), 2-core machine shared with other work.",
+        "`bare` fetches, marks, calls and saves outcomes 500 to a transaction with no planner and no pool;",
+        "`engine` is `SyncEngine.run_pass()`. Peak is the RSS high-water mark the pass added, per object.",
         "",
-        "| N | engine s | engine obj/s | bare s | bare obj/s | engine / bare | planner+executor s | planner+executor obj/s | bare in-memory loop s |",
+        f"| N | bare s | engine, 1 worker s | / bare | engine, {workers} workers s | / bare | / 1 worker | peak B/object | planner+executor obj/s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, engine_s, bare_s, core_s, core_bare_s in rows:
+    for n, bare_s, one_s, many_s, rss, core_s, _core_bare_s in rows:
         lines.append(
-            f"| {n:,} | {engine_s:.2f} | {n / engine_s:,.0f} | {bare_s:.2f} | {n / bare_s:,.0f} | {engine_s / bare_s:.2f} "
-            f"| {core_s:.3f} | {n / core_s:,.0f} | {core_bare_s:.4f} |"
+            f"| {n:,} | {bare_s:.2f} | {one_s:.2f} | {one_s / bare_s:.2f} | {many_s:.2f} | {many_s / bare_s:.2f} "
+            f"| {many_s / one_s:.2f} | {rss / n:,.0f} | {n / core_s:,.0f} |"
         )
     lines += [
         "",

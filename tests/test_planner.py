@@ -301,3 +301,94 @@ def test_checklist_23_service_instance_after_its_owner_and_deleted_before_it() -
     ):
         assert plan_sync(items).order == [("Service", 1), ("ServiceInstance", 2)]
         assert plan_sync(items, deletion=True).order == [("ServiceInstance", 2), ("Service", 1)]
+
+
+class _RecordingBuffer:
+    """A `Settle` over plain data: outcomes wait until flushed; some saves fail."""
+
+    def __init__(self, size: int, failing_saves: set[Key]) -> None:
+        self.size = size
+        self.failing_saves = failing_saves
+        self.lock = threading.Lock()
+        self.waiting: list[Key] = []
+        self.saved: set[Key] = set()
+        self.flushes = 0
+
+    def add(self, key: Key) -> None:
+        with self.lock:
+            self.waiting.append(key)
+
+    def due(self) -> bool:
+        with self.lock:
+            return len(self.waiting) >= self.size
+
+    def flush(self) -> set[Key]:
+        with self.lock:
+            batch, self.waiting = self.waiting, []
+            self.flushes += bool(batch)
+            self.saved.update(k for k in batch if k not in self.failing_saves)
+            return {k for k in batch if k in self.failing_saves}
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.integers(1, 8), st.data())
+def test_buffered_outcomes_are_saved_before_any_dependent_starts(
+    scenario: tuple[list[PlanItem], dict[Key, list[Key]], set[Key], int],
+    batch_size: int,
+    data: st.DataObject,
+) -> None:
+    items, links, failing, workers = scenario
+    pending = {item.key for item in items}
+    some = st.lists(st.sampled_from(sorted(pending)), max_size=3) if pending else st.just([])
+    failing_saves, refused = set(data.draw(some)), set(data.draw(some))
+    buffer = _RecordingBuffer(batch_size, failing_saves)
+    started: set[Key] = set()
+    prepared: set[Key] = set()
+    lock = threading.Lock()
+
+    def prepare(batch: list[Key]) -> set[Key]:
+        with lock:
+            assert not prepared & set(batch), "an object was prepared twice"
+            prepared.update(batch)
+        return set(batch) - refused
+
+    def run_one(key: Key) -> Outcome:
+        assert key in prepared and key not in refused
+        deps = _pending_deps(key, links, pending)
+        with buffer.lock:
+            # Whatever it waits for is on record before it starts.
+            assert deps <= buffer.saved, f"{key} started before {deps - buffer.saved} was saved"
+        with lock:
+            started.add(key)
+        time.sleep(0)
+        buffer.add(key)
+        return Outcome.FAILED if key in failing else Outcome.SYNCED
+
+    plan = plan_sync(items, resolve={k: v for k, v in links.items() if k not in pending}.get)
+    execution = execute_plan(
+        plan,
+        run_one,
+        max_workers=workers,
+        prepare=prepare,
+        prepare_batch=data.draw(st.integers(1, 5)),
+        settle=buffer,
+    )
+    buffer.flush()  # the caller saves what is left
+    assert set(execution.outcomes) == pending
+    for key in pending:
+        outcome = execution.outcomes[key]
+        if key in refused:
+            # Refused when prepared, or held back before that by what it waits for.
+            assert key not in started and outcome in (Outcome.ELSEWHERE, Outcome.HELD)
+        elif key in started and key in failing:
+            assert outcome is Outcome.FAILED
+        elif key in started and key in failing_saves and plan.before[key]:
+            # A sync that could not be recorded holds back what waits for it.
+            assert outcome is Outcome.FAILED
+        elif key in started:
+            assert outcome is Outcome.SYNCED
+            assert key in buffer.saved or key in failing_saves
+        else:
+            assert outcome is Outcome.HELD
+    # Every started object's outcome was written, in batches.
+    assert buffer.saved == started - failing_saves

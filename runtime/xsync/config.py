@@ -114,6 +114,10 @@ class Config:
     # With several runners (PostgreSQL, or a core): how long a runner's leases on objects and
     # on the leadership last without renewal, so how soon a dead runner's work is taken over.
     lease_seconds: float = 15.0
+    # The engine saves outcomes (synced, failed, ...) this many to a transaction, and saves a
+    # smaller batch once its oldest outcome has waited this long.
+    outcome_batch_size: int = 500
+    outcome_flush_seconds: float = 0.2
 
     @property
     def directory(self) -> Path:
@@ -142,6 +146,8 @@ _TOP_KEYS = (
     "step_timeout_seconds",
     "stop_grace_seconds",
     "lease_seconds",
+    "outcome_batch_size",
+    "outcome_flush_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password", "tls")
 _TLS_KEYS = ("ca", "cert", "key", "server_name")
@@ -281,6 +287,8 @@ class _Reader:
             step_timeout_seconds=self.optional(top, "step_timeout_seconds", self.positive) or 300.0,
             stop_grace_seconds=self.optional(top, "stop_grace_seconds", self.positive) or 10.0,
             lease_seconds=self.optional(top, "lease_seconds", self.positive) or 15.0,
+            outcome_batch_size=self.optional(top, "outcome_batch_size", self.worker_count) or 500,
+            outcome_flush_seconds=self.optional(top, "outcome_flush_seconds", self.positive) or 0.2,
         )
 
     # --- structure ----------------------------------------------------------------------

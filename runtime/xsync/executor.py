@@ -4,6 +4,13 @@ Workers share one lock-protected ready list: a worker that finishes an object re
 objects waiting for it and picks the next ready one itself, so there is no coordinator
 thread to hand work through. Each key is handed out exactly once, so no object is ever in
 two workers at the same time.
+
+Two optional hooks let the caller batch its store writes. `prepare` is handed batches of
+ready objects before any of them runs (leases are taken, marks saved, in one round trip per
+batch). `settle` buffers outcomes: an object that synced releases its dependents only once
+its outcome is saved, so a dependent never starts before what it waits for is on record.
+A worker writes the buffer when it is due (its size or its age) or when nothing else can
+start until it is written.
 """
 
 from __future__ import annotations
@@ -38,9 +45,21 @@ class StopFlag(Protocol):
 # Runs one object; returns SYNCED, FAILED or DEFERRED. It must not raise: the caller turns
 # exceptions from user code into outcomes. Anything that still escapes counts as FAILED.
 RunOne = Callable[[Key], Outcome]
-# Takes the leases of a batch of ready objects; returns those taken (see `claims`). The others
-# are not run in this pass: another runner has them.
-Claim = Callable[[list[Key]], set[Key]]
+# Readies a batch of ready objects before they run; returns those that may run (see `claims`).
+# The others are not run in this pass: another runner has them.
+Prepare = Callable[[list[Key]], set[Key]]
+
+
+class Settle(Protocol):
+    """The caller's buffer of outcome writes (see the module's docstring)."""
+
+    def due(self) -> bool:
+        """Whether the buffered writes should be saved now (enough of them, or old enough)."""
+        ...
+
+    def flush(self) -> set[Key]:
+        """Save every buffered write; returns the keys whose write failed. Must not raise."""
+        ...
 
 
 @dataclass(slots=True)
@@ -73,17 +92,21 @@ def execute_plan(
     *,
     max_workers: int = 4,
     stop: StopFlag | None = None,
-    claim: Claim | None = None,
-    claim_batch: int = 4,
+    prepare: Prepare | None = None,
+    prepare_batch: int = 4,
+    settle: Settle | None = None,
 ) -> Execution:
     """Run every runnable object of `plan` after the objects it waits for have synced.
 
     Blocks until every object has an outcome, or, once `stop` is set, until the objects
     already started have finished; objects never started then have no outcome. With
-    `claim`, an object runs only once claimed: a worker claims up to `claim_batch` ready
-    objects at a time, and those it cannot claim end ELSEWHERE (their dependents HELD).
+    `prepare`, an object runs only once prepared: a worker prepares up to `prepare_batch`
+    ready objects at a time, and those refused end ELSEWHERE (their dependents HELD). With
+    `settle`, the dependents of a synced object wait until its outcome is saved; one whose
+    save failed counts as FAILED. The caller saves what is still buffered at the end.
     """
-    return _Run(plan, run_one, stop, claim, max(1, claim_batch)).execute(max(1, max_workers))
+    run = _Run(plan, run_one, stop, prepare, max(1, prepare_batch), settle)
+    return run.execute(max(1, max_workers))
 
 
 class _Run:
@@ -92,14 +115,19 @@ class _Run:
         plan: Plan,
         run_one: RunOne,
         stop: StopFlag | None,
-        claim: Claim | None = None,
-        claim_batch: int = 4,
+        prepare: Prepare | None = None,
+        prepare_batch: int = 4,
+        settle: Settle | None = None,
     ) -> None:
         self.plan = plan
         self.run_one = run_one
-        self.claim = claim
-        self.claim_batch = claim_batch
-        self.claimed: set[Key] = set()
+        self.prepare = prepare
+        self.prepare_batch = prepare_batch
+        self.prepared: set[Key] = set()
+        self.settle = settle
+        # Synced objects whose dependents wait for their outcome to be saved.
+        self.unsettled: list[Key] = []
+        self.settling = False
         self.stop = stop
         self.result = Execution()
         self.lock = threading.Lock()
@@ -114,7 +142,7 @@ class _Run:
             for key in self.plan.order:
                 if self.waiting[key] == 0:
                     self._release(key)
-            if self.claim is not None and self.ready:
+            if self.prepare is not None and self.ready:
                 # Runners sharing a plan start at different places in it, so that they seldom
                 # ask for the same objects (each refusal costs a round trip).
                 self.ready.rotate(random.randrange(len(self.ready)))
@@ -140,17 +168,28 @@ class _Run:
             self._finish(key, Outcome.SKIPPED)
 
     def _work(self) -> None:
+        # Waits are bounded: a stop request and a buffer growing old do not notify.
+        bounded = self.stop is not None or self.settle is not None
         while True:
+            settle_now = False
             with self.lock:
-                while not self.ready and self.unfinished > 0 and not self._stopping():
-                    # Bounded wait: a stop request does not notify the condition.
-                    self.wakeup.wait(0.25 if self.stop is not None else None)
-                if self.unfinished == 0 or self._stopping():
-                    self.wakeup.notify_all()
-                    return
-                key = self.ready.popleft()
-                self.running += 1
-            if self.claim is not None and key not in self.claimed and not self._claimed(key):
+                while True:
+                    if self.unfinished == 0 or self._stopping():
+                        self.wakeup.notify_all()
+                        return
+                    if self.ready:
+                        key = self.ready.popleft()
+                        self.running += 1
+                        break
+                    if self._may_settle(urgent=bool(self.unsettled)):
+                        # Nothing can start until the buffered outcomes are saved.
+                        settle_now = True
+                        break
+                    self.wakeup.wait(0.25 if bounded else None)
+            if settle_now:
+                self._settle()
+                continue
+            if self.prepare is not None and key not in self.prepared and not self._prepared(key):
                 continue
             outcome = self._run_guarded(key)
             with self.lock:
@@ -161,21 +200,52 @@ class _Run:
                     self.wakeup.notify_all()
                 elif len(self.ready) > before:
                     self.wakeup.notify()
+                settle_now = self._may_settle(urgent=False)
+            if settle_now:
+                self._settle()
 
-    def _claimed(self, key: Key) -> bool:
-        """Claim `key` with a batch of the ready objects behind it (lock not held); whether
-        `key` is ours. The batch's other claimed objects go back to the front of the queue."""
-        assert self.claim is not None
+    def _may_settle(self, *, urgent: bool) -> bool:
+        """Whether this worker should save the buffered outcomes now (lock held); if so, it
+        is the one settling until `_settle` returns."""
+        if self.settle is None or self.settling:
+            return False
+        if not urgent and not self.settle.due():
+            return False
+        self.settling = True
+        return True
+
+    def _settle(self) -> None:
+        """Save the buffered outcomes (lock not held), then release what waited for them."""
+        assert self.settle is not None
+        with self.lock:
+            synced, self.unsettled = self.unsettled, []
+        # Every key in `synced` had its outcome buffered before it finished, so this flush
+        # saves it (and whatever else is buffered by now).
+        failed = self.settle.flush()
+        with self.lock:
+            self.settling = False
+            for key in synced:
+                if key in failed:
+                    self.result.outcomes[key] = Outcome.FAILED
+                    self._hold_dependents(key)
+                else:
+                    self._release_dependents(key)
+            self.wakeup.notify_all()
+
+    def _prepared(self, key: Key) -> bool:
+        """Prepare `key` with a batch of the ready objects behind it (lock not held); whether
+        `key` may run. The batch's other prepared objects go back to the front of the queue."""
+        assert self.prepare is not None
         with self.lock:
             batch = [key]
-            while self.ready and len(batch) < self.claim_batch:
+            while self.ready and len(batch) < self.prepare_batch:
                 batch.append(self.ready.popleft())
         try:
-            taken = self.claim(batch)
-        except Exception:  # noqa: BLE001 - the claimer reports; nothing is run unclaimed
+            taken = self.prepare(batch)
+        except Exception:  # noqa: BLE001 - the preparer reports; nothing runs unprepared
             taken = set()
         with self.lock:
-            self.claimed.update(taken)
+            self.prepared.update(taken)
             for other in reversed(batch[1:]):
                 if other in taken:
                     self.ready.appendleft(other)
@@ -201,13 +271,18 @@ class _Run:
         """Record `outcome` (lock held) and release or hold back what waited for `key`."""
         self.result.outcomes[key] = outcome
         self.unfinished -= 1
-        if outcome is Outcome.SYNCED:
-            for then in self.plan.before[key]:
-                self.waiting[then] -= 1
-                if self.waiting[then] == 0 and then not in self.result.outcomes:
-                    self._release(then)
-        else:
+        if outcome is not Outcome.SYNCED:
             self._hold_dependents(key)
+        elif self.settle is not None and self.plan.before[key]:
+            self.unsettled.append(key)
+        else:
+            self._release_dependents(key)
+
+    def _release_dependents(self, key: Key) -> None:
+        for then in self.plan.before[key]:
+            self.waiting[then] -= 1
+            if self.waiting[then] == 0 and then not in self.result.outcomes:
+                self._release(then)
 
     def _hold_dependents(self, failed: Key) -> None:
         stack = [failed]

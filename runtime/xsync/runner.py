@@ -193,6 +193,8 @@ def build_runtime(
         log=log,
         hold_deletion=_deletion_hold(policy_engine),
         step_timeout=config.step_timeout_seconds,
+        outcome_batch=config.outcome_batch_size,
+        outcome_seconds=config.outcome_flush_seconds,
     )
     pulls = (
         PullScheduler(pull_steps, accessor=accessor, log=log, timeout=config.step_timeout_seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,12 +21,14 @@ from ..claims import Claims
 from ..bounded import StepTimeout, call_user_code, time_limit
 from ..tracebacks import user_traceback
 from ..executor import Execution, Outcome, execute_plan
+from .outcomes import OutcomeBuffer
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
 from ..authoring import DeferredException, InnocuousException, SyncStep, optional_hook
 from ..store.base import (
     STORE_DOWN,
     Actor,
+    OutcomeWrite,
     PendingQuery,
     Record,
     Store,
@@ -38,6 +41,11 @@ ObjectFactory = Callable[[str, Record], Any]
 ACTOR: Actor = "synchronizer"
 # Default time limit of one call into a step, when neither the config nor the step sets one.
 DEFAULT_STEP_TIMEOUT = 300.0
+# Outcomes saved in one transaction, and how long one may wait for its batch (see `outcomes`).
+DEFAULT_OUTCOME_BATCH = 500
+DEFAULT_OUTCOME_SECONDS = 0.2
+# Ready objects prepared (claimed, marked) in one round trip, at least `max_workers`.
+PREPARE_BATCH = 64
 
 
 class RecordView:
@@ -121,8 +129,12 @@ class SyncEngine:
         hold_deletion: Callable[[str, Any], bool] | None = None,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
         claims: Claims | None = None,
+        outcome_batch: int = DEFAULT_OUTCOME_BATCH,
+        outcome_seconds: float = DEFAULT_OUTCOME_SECONDS,
     ) -> None:
         self.store = store
+        self.outcome_batch = outcome_batch
+        self.outcome_seconds = outcome_seconds
         # With several runners: objects run only under this runner's lease on them.
         self.claims = claims
         # Each call into a step gets the step's `timeout_seconds`, else this many seconds.
@@ -144,6 +156,7 @@ class SyncEngine:
         # Objects whose step call timed out: not run again while that call is still running.
         self._abandoned: dict[Key, StepTimeout] = {}
         self._lost: StoreError | None = None  # set by the first worker that finds the store down
+        self._outcomes = self._new_buffer()  # a fresh one per pass (see `_run`)
 
     # --- the pass -----------------------------------------------------------------
 
@@ -179,31 +192,77 @@ class SyncEngine:
         resolve = None if deletion else self._resolver({w.model for w in work.values()})
         plan = plan_sync(items, deletion=deletion, resolve=resolve)
         run_one = self._delete_one if deletion else self._sync_one
-        if self.claims is None:
-            execution = execute_plan(
-                plan, lambda key: run_one(work[key]), max_workers=self.max_workers, stop=stop
-            )
-        else:
-            # A plan is read once; a dead runner's objects can be taken over only by a plan
-            # read after its leases ended. So a plan is worked on for at most a lease time,
-            # then read afresh: a killed runner's objects are taken over within about twice
-            # `lease_seconds`, however long the queue.
-            execution = execute_plan(
-                plan,
-                lambda key: self._run_leased(run_one, work[key]),
-                max_workers=self.max_workers,
-                stop=stop.with_deadline(self.claims.lease_seconds),
-                claim=self._claim,
-                claim_batch=self.max_workers,
-            )
+        self._outcomes = self._new_buffer()
+        run = run_one if self.claims is None else partial(self._run_leased, run_one)
+        # A plan is read once; a dead runner's objects can be taken over only by a plan read
+        # after its leases ended. So with several runners a plan is worked on for at most a
+        # lease time, then read afresh: a killed runner's objects are taken over within about
+        # twice `lease_seconds`, however long the queue.
+        execution = execute_plan(
+            plan,
+            lambda key: run(work[key]),
+            max_workers=self.max_workers,
+            stop=stop if self.claims is None else stop.with_deadline(self.claims.lease_seconds),
+            prepare=partial(self._prepare, work, deletion),
+            prepare_batch=max(self.max_workers, PREPARE_BATCH),
+            settle=self._outcomes,
+        )
+        if self._lost is None:
+            self._record_held(execution, work, deletion)
+        self._outcomes.flush()
+        if self.claims is not None:
             self._release_finished()
             for key, outcome in execution.outcomes.items():
                 if outcome is Outcome.ELSEWHERE:
                     report.elsewhere += 1
                     self.metrics.observe_elsewhere(key[0])
-        if self._lost is None:
-            self._record_held(execution, work, deletion)
         return execution.outcomes
+
+    def _new_buffer(self) -> OutcomeBuffer:
+        return OutcomeBuffer(
+            self.store,
+            actor=ACTOR,
+            size=self.outcome_batch,
+            seconds=self.outcome_seconds,
+            log=self.log,
+            on_saved=self._outcomes_saved,
+            on_store_down=self._store_down,
+        )
+
+    def _outcomes_saved(self, keys: list[Key]) -> None:
+        # An object's lease goes only once its outcome is on record: before that, another
+        # runner would find it still outdated and sync it again.
+        if self.claims is not None:
+            for key in keys:
+                self.claims.finished(key[1])
+
+    def _prepare(self, work: Mapping[Key, _Work], deletion: bool, keys: list[Key]) -> set[Key]:
+        """Before a batch of objects runs: their leases (several runners), then the mark that
+        the backend may hold state for them, saved for the whole batch in one call."""
+        taken = set(keys) if self.claims is None else self._claim(keys)
+        if not deletion:
+            self._mark([work[key] for key in keys if key in taken])
+        return taken
+
+    def _mark(self, batch: list[_Work]) -> None:
+        """Save `backend_need_delete` before any step code runs for `batch`; an object this
+        fails for is marked again by `_sync_one`, which fails it if that fails too."""
+        unmarked = [w for w in batch if not getattr(w.obj, "backend_need_delete", False)]
+        if not unmarked:
+            return
+        mark = {"backend_need_delete": True}
+        try:
+            results = self.store.write_outcomes(
+                [OutcomeWrite(w.model, w.id, mark) for w in unmarked], actor=ACTOR
+            )
+        except STORE_DOWN as exc:
+            self._store_down(exc)
+            return
+        except StoreError:
+            return
+        for w, error in zip(unmarked, results):
+            if error is None:
+                w.obj.backend_need_delete = True
 
     # --- leases (several runners) ------------------------------------------------------
 
@@ -239,8 +298,10 @@ class SyncEngine:
                 return Outcome.ELSEWHERE
             return run_one(work)
         finally:
-            # Released with the next claim; a release touches only a lease that is still ours.
-            self.claims.finished(work.id)
+            # Released with the next claim (a release touches only a lease still ours); one
+            # whose outcome waits in the buffer goes once that is saved (`_outcomes_saved`).
+            if not self._outcomes.holds((work.model, work.id)):
+                self.claims.finished(work.id)
 
     def _release_finished(self) -> None:
         assert self.claims is not None
@@ -346,18 +407,19 @@ class SyncEngine:
             _timestamp(getattr(obj, "updated", None)),
             _timestamp(getattr(obj, "changed_by_policy", None)),
         )
+        synced = backend_state.synced(
+            register=getattr(obj, "backend_register", None), enacted=enacted, retries=self.retries
+        )
+        hooks = [(step, hook) for step in steps if (hook := optional_hook(step, "after_sync_save"))]
+        if not hooks:
+            self._save_later(work, synced)
+            return self._done(work, Outcome.SYNCED, started)
+        # `after_sync_save` is promised an object whose sync is on record: saved now.
         try:
-            self._save(
-                work,
-                backend_state.synced(
-                    register=getattr(obj, "backend_register", None),
-                    enacted=enacted,
-                    retries=self.retries,
-                ),
-            )
+            self._save(work, synced)
         except Exception as exc:
             return self._failed(work, exc, started)
-        self._after_sync_save(work, steps)
+        self._after_sync_save(work, hooks)
         return self._done(work, Outcome.SYNCED, started)
 
     def _delete_one(self, work: _Work) -> Outcome:
@@ -409,11 +471,10 @@ class SyncEngine:
             pending_source=self._pending,
         )
 
-    def _after_sync_save(self, work: _Work, steps: list[SyncStep]) -> None:
-        for step in steps:
-            hook = optional_hook(step, "after_sync_save")
-            if hook is None:
-                continue
+    def _after_sync_save(
+        self, work: _Work, hooks: list[tuple[SyncStep, Callable[[Any], Any]]]
+    ) -> None:
+        for step, hook in hooks:
             try:
                 call_user_code(
                     hook,
@@ -439,7 +500,7 @@ class SyncEngine:
         # that fails the same way again is no news (DEBUG).
         entering = getattr(work.obj, "backend_code", None) != backend_state.Code.ERROR
         news = entering or last_message(getattr(work.obj, "backend_status", None)) != message
-        self._save_quietly(
+        self._save_later(
             work,
             backend_state.failed(
                 status=getattr(work.obj, "backend_status", None),
@@ -456,7 +517,7 @@ class SyncEngine:
 
     def _deferred(self, work: _Work, exc: DeferredException, started: float) -> Outcome:
         message = exception_message(exc)
-        self._save_quietly(
+        self._save_later(
             work,
             backend_state.deferred(
                 status=getattr(work.obj, "backend_status", None),
@@ -515,7 +576,7 @@ class SyncEngine:
                 reason=last_message(getattr(cause.obj, "backend_status", None)),
             )
             if changes:
-                self._save_quietly(held, changes)
+                self._save_later(held, changes)
             # Held by the same object as last pass: no news, no line (the status says it).
             if changes and self.log.isEnabledFor(logging.INFO):
                 self.log.info(
@@ -545,17 +606,11 @@ class SyncEngine:
         for name, value in values.items():
             setattr(work.obj, name, value)
 
-    def _save_quietly(self, work: _Work, values: dict[str, Any]) -> None:
-        try:
-            self._save(work, values)
-        except STORE_DOWN as exc:
-            self._store_down(exc)
-        except Exception as exc:
-            # The object may be gone (purged, or deleted under us); the next pass sees it again.
-            self.log.warning(
-                "could not save backend status",
-                extra={"model": work.model, "id": work.id, "error": exception_message(exc)},
-            )
+    def _save_later(self, work: _Work, values: dict[str, Any]) -> None:
+        """Save with the pass's next batch of outcomes (a failure to save is logged there)."""
+        self._outcomes.add((work.model, work.id), values)
+        for name, value in values.items():
+            setattr(work.obj, name, value)
 
     def _step_log(self, step_class: type[SyncStep]) -> logging.Logger:
         return self.log.getChild(f"step.{step_class.__name__}")
