@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -532,3 +533,39 @@ def test_loader_finds_direct_and_indirect_steps_and_skips_bases_and_test_files(
         "SyncImages": ["Image"],
         "SyncPort": ["Port"],
     }
+
+
+# --- a step call over its time limit -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_call_over_its_limit_is_taken_over_and_its_late_return_changes_nothing(
+    cloud: Cloud, workers: int
+) -> None:
+    slow = cloud.make("Region", name="slow")
+    waiting = cloud.make("Cluster", name="c", region_id=slow)
+    others = [cloud.make("Region", name=f"r{i}") for i in range(5)]
+    returned = threading.Event()
+
+    def during(action: str, obj: Any) -> None:
+        if obj.id == slow:
+            # Outlives its 0.3 s limit, then returns as if it had worked.
+            returned.wait(1.2)
+            returned.set()
+
+    SCRIPT.during = during
+    engine = cloud.engine(max_workers=workers, step_timeout=0.3)
+    report = engine.run_pass()
+    # The pass did not wait for the call: its workers went on without it.
+    assert not returned.is_set()
+    assert report.outcomes[("Region", slow)] is Outcome.FAILED
+    assert report.outcomes[("Cluster", waiting)] is Outcome.HELD
+    assert all(report.outcomes[("Region", i)] is Outcome.SYNCED for i in others)
+    # Still running: the next pass leaves it alone.
+    assert engine.run_pass().outcomes[("Region", slow)] is Outcome.SKIPPED
+    assert SCRIPT.synced().count(("Region", slow)) == 1
+    assert returned.wait(5)
+    time.sleep(0.2)  # the late thread ends; it must save nothing
+    row = cloud.row("Region", slow)
+    assert row["backend_code"] == 2 and "timed out after 0.3 s" in row["backend_status"]
+    assert row["enacted"] is None

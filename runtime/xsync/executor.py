@@ -11,17 +11,23 @@ batch). `settle` buffers outcomes: an object that synced releases its dependents
 its outcome is saved, so a dependent never starts before what it waits for is on record.
 A worker writes the buffer when it is due (its size or its age) or when nothing else can
 start until it is written.
+
+With a `supervisor`, workers run user code on their own threads (`bounded.Watched`) and the
+calling thread watches the deadlines instead of working: an object whose call overruns is
+settled by the supervisor and its worker replaced, so a hung step never stalls the pass.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Protocol
 
+from .bounded import TakenOver
 from .planner import Key, Plan
 
 
@@ -48,6 +54,22 @@ RunOne = Callable[[Key], Outcome]
 # Readies a batch of ready objects before they run; returns those that may run (see `claims`).
 # The others are not run in this pass: another runner has them.
 Prepare = Callable[[list[Key]], set[Key]]
+
+
+class Supervisor(Protocol):
+    """Deadlines of the calls the workers are in (see the module's docstring)."""
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline (`time.monotonic()`) of a call running now."""
+        ...
+
+    def overdue(self) -> list[Key]:
+        """Objects whose call is running past its deadline."""
+        ...
+
+    def take_over(self, key: Key) -> Outcome | None:
+        """Settle `key`'s overrunning call: its outcome, or None if it returned meanwhile."""
+        ...
 
 
 class Settle(Protocol):
@@ -95,6 +117,7 @@ def execute_plan(
     prepare: Prepare | None = None,
     prepare_batch: int = 4,
     settle: Settle | None = None,
+    supervisor: Supervisor | None = None,
 ) -> Execution:
     """Run every runnable object of `plan` after the objects it waits for have synced.
 
@@ -103,9 +126,10 @@ def execute_plan(
     `prepare`, an object runs only once prepared: a worker prepares up to `prepare_batch`
     ready objects at a time, and those refused end ELSEWHERE (their dependents HELD). With
     `settle`, the dependents of a synced object wait until its outcome is saved; one whose
-    save failed counts as FAILED. The caller saves what is still buffered at the end.
+    save failed counts as FAILED. The caller saves what is still buffered at the end. With
+    `supervisor`, an overrunning object gets the outcome `take_over` gives it.
     """
-    run = _Run(plan, run_one, stop, prepare, max(1, prepare_batch), settle)
+    run = _Run(plan, run_one, stop, prepare, max(1, prepare_batch), settle, supervisor)
     return run.execute(max(1, max_workers))
 
 
@@ -118,8 +142,11 @@ class _Run:
         prepare: Prepare | None = None,
         prepare_batch: int = 4,
         settle: Settle | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.plan = plan
+        self.supervisor = supervisor
+        self.workers = 0  # worker threads at work (a taken-over one no longer counts)
         self.run_one = run_one
         self.prepare = prepare
         self.prepare_batch = prepare_batch
@@ -132,6 +159,8 @@ class _Run:
         self.result = Execution()
         self.lock = threading.Lock()
         self.wakeup = threading.Condition(self.lock)
+        # The supervisor's own: woken when a worker ends, not by the workers' hand-offs.
+        self.watch = threading.Condition(self.lock)
         self.waiting = {key: len(firsts) for key, firsts in plan.after.items()}
         self.ready: deque[Key] = deque()
         self.unfinished = len(plan.items)
@@ -147,6 +176,11 @@ class _Run:
                 # ask for the same objects (each refusal costs a round trip).
                 self.ready.rotate(random.randrange(len(self.ready)))
         if self.unfinished == 0:
+            return self.result
+        if self.supervisor is not None:
+            for _ in range(workers):
+                self._start_worker()
+            self._supervise(self.supervisor)
             return self.result
         # The calling thread is one of the workers: with one worker nothing is started.
         threads = [
@@ -166,6 +200,43 @@ class _Run:
             self.ready.append(key)
         else:
             self._finish(key, Outcome.SKIPPED)
+
+    def _start_worker(self) -> None:
+        with self.lock:
+            self.workers += 1
+        threading.Thread(target=self._supervised_work, name="xsync-worker", daemon=True).start()
+
+    def _supervised_work(self) -> None:
+        try:
+            self._work()
+        except TakenOver:
+            return  # settled by the supervisor, which started another worker and counts it
+        with self.lock:
+            self.workers -= 1
+            self.watch.notify()
+
+    def _supervise(self, supervisor: Supervisor) -> None:
+        """Until every worker is done: settle overrunning calls and replace their workers."""
+        while True:
+            with self.lock:
+                if self.workers == 0:
+                    return
+                wait = 0.25
+                deadline = supervisor.next_deadline()
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.001)
+                self.watch.wait(wait)
+            for key in supervisor.overdue():
+                outcome = supervisor.take_over(key)
+                if outcome is None:
+                    continue
+                with self.lock:
+                    # Its worker is stuck in the call, and ends when the call returns.
+                    self.workers -= 1
+                    self.running -= 1
+                    self._finish(key, outcome)
+                    self.wakeup.notify_all()
+                self._start_worker()
 
     def _work(self) -> None:
         # Waits are bounded: a stop request and a buffer growing old do not notify.

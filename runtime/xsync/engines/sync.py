@@ -18,7 +18,7 @@ from .. import backend_state
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
 from ..backend_state import exception_message, last_message, sync_register
 from ..claims import Claims
-from ..bounded import StepTimeout, call_user_code, time_limit
+from ..bounded import StepTimeout, Watched, call_user_code, time_limit
 from ..tracebacks import user_traceback
 from ..executor import Execution, Outcome, execute_plan
 from .outcomes import OutcomeBuffer
@@ -155,6 +155,10 @@ class SyncEngine:
         self._reaches = _ModelReach(self.links)
         # Objects whose step call timed out: not run again while that call is still running.
         self._abandoned: dict[Key, StepTimeout] = {}
+        # sync_record and delete_record run on the workers' own threads, under deadlines the
+        # executor watches (see `bounded.Watched`); the objects being worked on, with their start.
+        self._watched = Watched()
+        self._in_progress: dict[Key, tuple[_Work, float]] = {}
         self._lost: StoreError | None = None  # set by the first worker that finds the store down
         self._outcomes = self._new_buffer()  # a fresh one per pass (see `_run`)
 
@@ -200,12 +204,13 @@ class SyncEngine:
         # twice `lease_seconds`, however long the queue.
         execution = execute_plan(
             plan,
-            lambda key: run(work[key]),
+            lambda key: self._run_watched(run, work[key]),
             max_workers=self.max_workers,
             stop=stop if self.claims is None else stop.with_deadline(self.claims.lease_seconds),
             prepare=partial(self._prepare, work, deletion),
             prepare_batch=max(self.max_workers, PREPARE_BATCH),
             settle=self._outcomes,
+            supervisor=_Supervision(self),
         )
         if self._lost is None:
             self._record_held(execution, work, deletion)
@@ -217,6 +222,24 @@ class SyncEngine:
                     report.elsewhere += 1
                     self.metrics.observe_elsewhere(key[0])
         return execution.outcomes
+
+    def _run_watched(self, run_one: Callable[[_Work], Outcome], work: _Work) -> Outcome:
+        key = (work.model, work.id)
+        entry = self._in_progress[key] = (work, time.perf_counter())
+        try:
+            return run_one(work)
+        finally:
+            # A call taken over may return after a later pass started the object afresh.
+            if self._in_progress.get(key) is entry:
+                del self._in_progress[key]
+
+    def _take_over(self, key: Key) -> Outcome | None:
+        """The executor found `key`'s step call overrunning: fail the object as timed out."""
+        timed_out = self._watched.take_over(key)
+        entry = self._in_progress.get(key)
+        if timed_out is None or entry is None:
+            return None
+        return self._failed(entry[0], timed_out, entry[1])
 
     def _new_buffer(self) -> OutcomeBuffer:
         return OutcomeBuffer(
@@ -457,12 +480,11 @@ class SyncEngine:
             found = getattr(step, method)(arg)
             return list(found) if method == "fetch_pending" else step
 
-        target = "" if work is None else f" {work.model} {work.id}"
-        return call_user_code(
-            call,
-            seconds=time_limit(step_class, self.step_timeout),
-            what=f"{step_class.__name__}.{method}{target}",
-        )
+        seconds = time_limit(step_class, self.step_timeout)
+        if work is None:
+            return call_user_code(call, seconds=seconds, what=f"{step_class.__name__}.{method}")
+        what = f"{step_class.__name__}.{method} {work.model} {work.id}"
+        return self._watched.call((work.model, work.id), call, seconds=seconds, what=what)
 
     def _new_step(self, step_class: type[SyncStep]) -> SyncStep:
         return step_class(
@@ -614,6 +636,22 @@ class SyncEngine:
 
     def _step_log(self, step_class: type[SyncStep]) -> logging.Logger:
         return self.log.getChild(f"step.{step_class.__name__}")
+
+
+class _Supervision:
+    """The engine as the executor's `Supervisor`: the deadlines of the step calls running."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self._engine = engine
+
+    def next_deadline(self) -> float | None:
+        return self._engine._watched.next_deadline()
+
+    def overdue(self) -> list[Key]:
+        return [key for key in self._engine._watched.overdue() if isinstance(key, tuple)]
+
+    def take_over(self, key: Key) -> Outcome | None:
+        return self._engine._take_over(key)
 
 
 class _Halt:
