@@ -81,3 +81,33 @@ def test_leases_through_the_core_and_only_for_accounts_that_may_sync(tmp_path: P
         assert b.lead("sync", "b", 30) is True
     finally:
         core.close()
+
+
+def test_rows_of_long_ended_leases_are_forgotten_and_live_ones_kept(shop: SqlStore) -> None:
+    leases = shop.leases
+    seen = leases.clock()
+    assert leases.claim("sync", "a", [1, 2, 3], seen_at=seen, lease_seconds=30) == [1, 2, 3]
+    assert leases.claim("other", "a", [1], seen_at=seen, lease_seconds=0.05) == [1]
+    time.sleep(0.3)
+    leases.claim("sync", "a", [], seen_at=seen, lease_seconds=30, release=[1])
+    # Only rows that ended more than 0.2 s ago, of that synchronizer: none yet for "sync".
+    assert leases.forget_ended("sync", 0.2) == 0
+    assert leases.forget_ended("other", 0.2) == 1
+    time.sleep(0.15)
+    assert leases.forget_ended("sync", 0.1) == 1  # the released one
+    assert leases.holders("sync") == {"a": 2}
+    # A forgotten lease is free to anyone whose read follows it, as an ended one was.
+    assert leases.claim("sync", "b", [1], seen_at=seen, lease_seconds=30) == [1]
+
+
+def test_forgetting_through_the_core_needs_an_account_that_may_sync(tmp_path: Path) -> None:
+    core = LiveCore(tmp_path)
+    try:
+        a = core.client("hello-sync").leases
+        assert a.claim("sync", "a", [5], seen_at=a.clock(), lease_seconds=0.05) == [5]
+        time.sleep(0.2)
+        with pytest.raises(PermissionDenied):
+            core.client("viewer").leases.forget_ended("sync", 0.1)
+        assert a.forget_ended("sync", 0.1) == 1
+    finally:
+        core.close()

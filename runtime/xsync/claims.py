@@ -28,6 +28,10 @@ from .observability import LOGGER_NAME, Metrics
 DEFAULT_LEASE_SECONDS = 15.0
 # Renew when a third of the lease is gone: two renewals may fail before a lease ends.
 RENEW_FRACTION = 3.0
+# Lease rows that ended this long ago are deleted (by the leader, at most once a minute): far
+# longer than any runner works on one read of its objects (at most a lease time after it).
+FORGET_AFTER_SECONDS = 3600.0
+FORGET_EVERY_SECONDS = 60.0
 
 
 class Leases(Protocol):
@@ -57,6 +61,8 @@ class Leases(Protocol):
     def leader(self, owner: str) -> str | None: ...
 
     def resign(self, owner: str, holder: str) -> None: ...
+
+    def forget_ended(self, owner: str, age_seconds: float) -> int: ...
 
 
 def runner_id() -> str:
@@ -112,6 +118,7 @@ class Claims:
         self._renewal = _Renewal("xsync-leases", lease_seconds / RENEW_FRACTION, self._renew)
         self._renew_failing = False
         self._started = False
+        self._forgotten_at: float | None = None  # monotonic
 
     def start(self) -> None:
         self._started = True
@@ -177,6 +184,22 @@ class Claims:
             with self._lock:
                 self._finished.extend(release)
             raise
+
+    def forget_ended(self) -> int:
+        """Delete long-ended lease rows of this synchronizer (the leader's chore; at most once
+        a minute, else a no-op); how many went. A failure is logged: the rows only wait."""
+        now = time.monotonic()
+        if self._forgotten_at is not None and now - self._forgotten_at < FORGET_EVERY_SECONDS:
+            return 0
+        self._forgotten_at = now
+        age = max(FORGET_AFTER_SECONDS, 100 * self.lease_seconds)
+        try:
+            return self.leases.forget_ended(self.owner, age)
+        except Exception as exc:  # noqa: BLE001 - housekeeping; tried again in a minute
+            self.log.warning(
+                "could not delete ended leases", extra={"error": exception_message(exc)}
+            )
+            return 0
 
     def live(self) -> bool:
         """Whether the leases held are surely still ours (renewals have not been failing)."""

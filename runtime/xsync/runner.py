@@ -459,6 +459,8 @@ class Runner:
             raise report.lost
         if self.reaper is not None and not self.stop.is_set() and leading:
             report.reaped = self.reaper.run_pass()
+        if self.engine.claims is not None and leading:
+            self.engine.claims.forget_ended()
         self.log.debug(
             "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
         )

@@ -24,6 +24,7 @@ METHODS: dict[str, bool] = {
     "Lead": True,
     "Leader": False,
     "Resign": True,
+    "ForgetEnded": True,
 }
 MAX_IDS = 100_000  # ids in one Claim: far above any batch a runner sends
 
@@ -59,7 +60,7 @@ def serve_call(leases: Any, method: str, request: dict[str, Any]) -> Any:
     if method == "Clock":
         return leases.clock()
     owner = _text(request, "owner")
-    holder = _text(request, "holder", required=method not in ("Holders", "Leader"))
+    holder = _text(request, "holder", required=method not in ("Holders", "Leader", "ForgetEnded"))
     if method == "Claim":
         return leases.claim(
             owner,
@@ -82,6 +83,8 @@ def serve_call(leases: Any, method: str, request: dict[str, Any]) -> Any:
     if method == "Resign":
         leases.resign(owner, holder)
         return None
+    if method == "ForgetEnded":
+        return leases.forget_ended(owner, _number(request, "age_seconds"))
     raise InvalidArgument(f"unknown lease call {method!r}")
 
 
@@ -167,3 +170,7 @@ class RemoteLeases:
 
     def resign(self, owner: str, holder: str) -> None:
         self._call("Resign", {"owner": owner, "holder": holder}, True)
+
+    def forget_ended(self, owner: str, age_seconds: float) -> int:
+        request = {"owner": owner, "age_seconds": age_seconds}
+        return int(self._call("ForgetEnded", request, True))

@@ -114,6 +114,9 @@ class SqlLeases:
             "WHERE owner = :owner AND holder = :holder"
         )
         self._clock_sql = sa.text(f"SELECT {now}")
+        self._forget_sql = sa.text(
+            f"DELETE FROM {CLAIMS_TABLE} WHERE owner = :owner AND expires < {now} - :age"
+        )
 
     def _execute(
         self, statement: sa.TextClause, params: dict[str, object]
@@ -203,3 +206,11 @@ class SqlLeases:
 
     def resign(self, owner: str, holder: str) -> None:
         self._count(self._resign_sql, {"owner": owner, "holder": holder})
+
+    def forget_ended(self, owner: str, age_seconds: float) -> int:
+        """Delete the rows of leases that ended more than `age_seconds` ago; how many.
+
+        A released lease keeps its row (its end time is what `seen_at` is compared with); a
+        row ended long before any runner's current read says nothing a missing row does not.
+        """
+        return self._count(self._forget_sql, {"owner": owner, "age": age_seconds})
