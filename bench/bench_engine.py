@@ -7,7 +7,7 @@ Figures per N, measured in the same run on the embedded SQLite store (a file):
   per row, mark them, call the no-op step, save the same outcomes, marks and outcomes 500 to
   a transaction (`Store.write_outcomes`), no planner, no pool;
 - engine, 1 worker and `--workers` workers: `SyncEngine.run_pass()` (fetch, plan, prepare,
-  execute, save in batches), with the peak memory the pass added (RSS high-water mark);
+  execute, save in batches), and the most memory a pass held at once (tracemalloc, in a pass of its own);
 - core: the planner and executor alone over plain data, against a bare in-memory loop.
 Then the save-to-sync latency of the long-running mode (a save wakes the runner).
 """
@@ -15,7 +15,7 @@ Then the save-to-sync latency of the long-running mode (a save wakes the runner)
 from __future__ import annotations
 
 import argparse
-import resource
+import tracemalloc
 import statistics
 import tempfile
 import threading
@@ -53,31 +53,38 @@ class NoOp(SyncStep):
         pass
 
 
-def make_store(directory: Path, n: int) -> tuple[Store, dict[str, list[list[str]]]]:
+def make_store(
+    directory: Path, n: int, url: str | None = None
+) -> tuple[Store, dict[str, list[list[str]]]]:
+    """N objects of the chain in a fresh store: a SQLite file in `directory`, or `url`."""
     path = directory / "bench.xproto"
     path.write_text(MODELS)
     schema = load_schema([path], core="auto")
-    store = open_store(f"sqlite:///{directory / f'bench{n}.db'}", schema)
+    store = open_store(url or f"sqlite:///{directory / f'bench{n}.db'}", schema)
     per_model = n // len(CHAIN)
     previous: list[int] = []
     for model, link in zip(CHAIN, [None, "zone_id", "rack_id", "host_id"]):
-        ids = []
+        rows: list[dict[str, Any]] = []
         for i in range(per_model):
             values: dict[str, Any] = {"name": f"{model}{i}"}
             if link is not None:
                 values[link] = previous[i % len(previous)]
-            ids.append(store.create(model, values)["id"])
-        previous = ids
+            rows.append(values)
+        previous = [r["id"] for r in store.create_many(model, rows)]
     return store, model_deps(schema)
 
 
 def mark_dirty(store: Store, model: str) -> None:
-    """Make every object pending and never synced again, so the second pass does the same work."""
-    for record in store.query(model):
-        store.update(
-            model,
-            record["id"],
-            {"name": record["name"] + ".", "backend_need_delete": False},
+    """Make every object pending and never synced again, so the next pass does the same work."""
+    records = store.query(model)
+    for start in range(0, len(records), BATCH):
+        store.write_outcomes(
+            [
+                OutcomeWrite(
+                    model, r["id"], {"name": r["name"] + ".", "backend_need_delete": False}
+                )
+                for r in records[start : start + BATCH]
+            ],
             actor="user",
         )
 
@@ -111,23 +118,26 @@ def bare_pass(store: Store, deps: dict[str, list[list[str]]]) -> int:
     return done
 
 
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def engine_pass(
-    store: Store, deps: dict[str, list[list[str]]], n: int, workers: int
-) -> tuple[float, int]:
-    """Seconds of one engine pass over every object, and the RSS high-water mark it added."""
+    store: Store, deps: dict[str, list[list[str]]], n: int, workers: int, *, memory: bool = False
+) -> float:
+    """Seconds of one engine pass over every object; with `memory`, instead the peak of the
+    memory the pass allocated (tracemalloc, which slows the pass: not timed)."""
     for model in CHAIN:
         mark_dirty(store, model)
     engine = SyncEngine(store, [NoOp], deps, max_workers=workers)
-    rss = peak_rss_bytes()
+    if memory:
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
     started = time.perf_counter()
     report = engine.run_pass()
     seconds = time.perf_counter() - started
     assert report.worked == n, report.worked
-    return seconds, peak_rss_bytes() - rss
+    if memory:
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        return float(peak)
+    return seconds
 
 
 def core_only(n: int, workers: int) -> tuple[float, float]:
@@ -182,6 +192,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also time the engine pass on PostgreSQL (a schema of its own; XSYNC_BENCH_PG)",
+    )
     parser.add_argument("--append", metavar="MD", help="append the table to this Markdown file")
     args = parser.parse_args()
     rows = []
@@ -191,8 +206,9 @@ def main() -> None:
             started = time.perf_counter()
             assert bare_pass(store, deps) == n
             bare_s = time.perf_counter() - started
-            one_s, _ = engine_pass(store, deps, n, 1)
-            many_s, rss = engine_pass(store, deps, n, args.workers)
+            one_s = engine_pass(store, deps, n, 1)
+            many_s = engine_pass(store, deps, n, args.workers)
+            rss = engine_pass(store, deps, n, 1, memory=True)
             core_s, core_bare_s = core_only(n, args.workers)
             store.close()
             rows.append((n, bare_s, one_s, many_s, rss, core_s, core_bare_s))
@@ -200,9 +216,21 @@ def main() -> None:
                 f"N={n:>7}: bare {bare_s:7.2f} s ({n / bare_s:7.0f}/s)  engine 1 worker {one_s:7.2f} s "
                 f"({one_s / bare_s:4.2f}x bare)  {args.workers} workers {many_s:7.2f} s "
                 f"({many_s / bare_s:4.2f}x bare, {many_s / one_s:4.2f}x 1 worker)  "
-                f"peak +{rss / n:6.0f} B/object  planner+executor {n / core_s:7.0f}/s",
+                f"peak {rss / n:6.0f} B/object  planner+executor {n / core_s:7.0f}/s",
                 flush=True,
             )
+            if args.postgres:
+                from bench_scale import Schema
+
+                with Schema() as url:
+                    pg_store, pg_deps = make_store(Path(tmp), n, url)
+                    pg_s = engine_pass(pg_store, pg_deps, n, args.workers)
+                    pg_store.close()
+                print(
+                    f"N={n:>7}: PostgreSQL engine {args.workers} workers {pg_s:7.2f} s, "
+                    f"{pg_s / many_s:4.2f}x SQLite's",
+                    flush=True,
+                )
         lat = latency(Path(tmp))
     median_ms = statistics.median(lat) * 1000
     p95_ms = sorted(lat)[int(len(lat) * 0.95) - 1] * 1000
@@ -215,7 +243,7 @@ def main() -> None:
 
 
 def render(
-    rows: list[tuple[int, float, float, float, int, float, float]],
+    rows: list[tuple[int, float, float, float, float, float, float]],
     median_ms: float,
     p95_ms: float,
     workers: int,
@@ -226,7 +254,7 @@ def render(
         "",
         "4-model chain (Zone <- Rack <- Host <- Vm), embedded SQLite store (file), 2-core machine shared with other work.",
         "`bare` fetches, marks, calls and saves outcomes 500 to a transaction with no planner and no pool;",
-        "`engine` is `SyncEngine.run_pass()`. Peak is the RSS high-water mark the pass added, per object.",
+        "`engine` is `SyncEngine.run_pass()`. Peak is the most memory the pass held at once (tracemalloc, in a separate pass), per object.",
         "",
         f"| N | bare s | engine, 1 worker s | / bare | engine, {workers} workers s | / bare | / 1 worker | peak B/object | planner+executor obj/s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
