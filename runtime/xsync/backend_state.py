@@ -126,6 +126,8 @@ class BackendRegister:
 
     @classmethod
     def parse(cls, text: object) -> BackendRegister:
+        if isinstance(text, BackendRegister):
+            return text  # parsed already
         try:
             data = json.loads(text) if isinstance(text, str) and text else {}
         except ValueError:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .. import backend_state
 from ..backoff import BackoffPolicy, Clock, Rand, RetryBook, earliest, wall_clock
-from ..backend_state import exception_message, last_message, sync_register
+from ..backend_state import exception_message, last_message
 from ..claims import Claims
 from ..bounded import StepTimeout, Watched, call_user_code, time_limit
 from ..tracebacks import user_traceback
@@ -93,6 +93,10 @@ class _Work:
     model: str
     id: int
     deleting: bool = False
+    # The object's `backend_register` as read at plan time, and parsed: a success reuses the
+    # parse if the step left the register alone.
+    register_text: object = None
+    register: backend_state.BackendRegister | None = None
 
 
 def _add_work(
@@ -374,7 +378,9 @@ class SyncEngine:
     def _plan_item(
         self, key: Key, work: _Work, now: float, report: PassReport, key_of_id: dict[int, Key]
     ) -> PlanItem:
-        register = sync_register(getattr(work.obj, "backend_register", None))
+        work.register_text = getattr(work.obj, "backend_register", None)
+        work.register = backend_state.BackendRegister.parse(work.register_text)
+        register = work.register.sync
         due = self.retries.is_due(register, now)
         if not due:
             report.next_retry = earliest((report.next_retry, register.next_run))
@@ -430,8 +436,10 @@ class SyncEngine:
             _timestamp(getattr(obj, "updated", None)),
             _timestamp(getattr(obj, "changed_by_policy", None)),
         )
+        text = getattr(obj, "backend_register", None)
+        parsed = work.register if text is work.register_text else None
         synced = backend_state.synced(
-            register=getattr(obj, "backend_register", None), enacted=enacted, retries=self.retries
+            register=parsed if parsed is not None else text, enacted=enacted, retries=self.retries
         )
         hooks = [(step, hook) for step in steps if (hook := optional_hook(step, "after_sync_save"))]
         if not hooks:

@@ -81,6 +81,7 @@ class ModelTable:
     table: sa.Table | None
     # This model and every model derived from it that has a table: where its objects live.
     concrete: list[ModelTable] = field(default_factory=list)
+    _feedback: frozenset[str] | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -90,7 +91,12 @@ class ModelTable:
         return name in self.columns or name in self.many
 
     def feedback_columns(self) -> frozenset[str]:
-        return frozenset(n for n, c in self.columns.items() if c.feedback) | FEEDBACK_ALWAYS
+        # Asked on every write; the columns never change once the table is built.
+        if self._feedback is None:
+            self._feedback = (
+                frozenset(n for n, c in self.columns.items() if c.feedback) | FEEDBACK_ALWAYS
+            )
+        return self._feedback
 
 
 def build_tables(schema: Schema, metadata: sa.MetaData) -> dict[str, ModelTable]:
