@@ -106,7 +106,8 @@ class ProtoField:
 
 # The RPCs every model gets, in the order the service lists them: (name prefix, request type,
 # response type), "{m}" standing for the model's message, "{p}" its list message, "{u}" its
-# update request. The .proto text and the runtime's server and client all read this table.
+# update request, and a leading "stream " a stream of them. The .proto text and the runtime's
+# server and client all read this table.
 MODEL_RPCS: tuple[tuple[str, str, str], ...] = (
     ("List", "google.protobuf.Empty", "{p}"),
     ("Filter", f"{COMMON_PACKAGE}.Query", "{p}"),
@@ -115,6 +116,9 @@ MODEL_RPCS: tuple[tuple[str, str, str], ...] = (
     # Many objects in one call and one transaction (each still gets its change-log row).
     # Not "CreateMany": "CreateMany" + "Foo" would clash with "Create" + "ManyFoo".
     ("BulkCreate", "{p}", "{p}"),
+    # Objects sent one by one on one stream (a loader's), committed in chunks; each chunk's
+    # records come back as one list. "StreamCreate", not "CreateStream": "Create" + "StreamFoo".
+    ("StreamCreate", "stream {m}", "stream {p}"),
     ("Update", "{u}", "{m}"),
     ("Delete", f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
     ("Purge", f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import grpc
 from google.protobuf.message import Message
@@ -34,6 +34,14 @@ from .leases import decode_reply as decode_lease_reply
 from .leases import encode as encode_lease
 from .leases import path as lease_path
 from .protocol import DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
+from .stream_create import (
+    CHUNK_KEY,
+    CREATED_KEY,
+    ITEM_KEY,
+    MAX_CHUNK,
+    STREAM_CREATE,
+    created_text,
+)
 
 ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -45,6 +53,8 @@ DEFAULT_TIMEOUT = 60.0  # seconds per unary call: a dead core must not hang a wo
 # Objects per BulkCreate call: large enough that the per-call cost (about 0.5 ms here) is
 # small next to the objects' own, small enough that one call stays well under a second.
 BULK_BATCH = 1000
+STREAM_CHUNK = 1000  # objects per transaction of `create_stream`
+STREAM_TIMEOUT = 3600.0  # seconds a whole `create_stream` may take
 _ENVELOPE = 64  # bytes a plural message may add per item (tag and length) and overall
 
 
@@ -245,6 +255,85 @@ class RemoteStore:
         if request.items:
             yield request
 
+    def create_stream(
+        self,
+        model: str,
+        values: Iterable[Mapping[str, Any]],
+        *,
+        actor: Actor = "user",
+        chunk: int = STREAM_CHUNK,
+        timeout: float = STREAM_TIMEOUT,
+    ) -> list[Record]:
+        """Create the objects of `values` (any iterable, read lazily) on one stream, the core
+        committing every `chunk` of them in one transaction; their records, in order.
+
+        A stream creates a prefix of its objects: at a bad object (the core refuses it, this
+        side cannot send it, or `values` raises) every object before it is created, it and
+        the ones after are not, and `CreateStreamError` says which item and why and holds the
+        records created. Cancelled (an interrupt, the `timeout` in seconds for the whole
+        stream), the core drops the objects of the chunk it was reading: whole chunks only.
+        """
+        api = self._api(model)
+        if isinstance(values, (str, bytes, Mapping)):
+            raise InvalidArgument(f"create_stream takes an iterable of {model} values")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
+            raise InvalidArgument(
+                f"create_stream chunk must be from 1 to {MAX_CHUNK}, got {chunk!r}"
+            )
+        stopped: list[tuple[int, BaseException]] = []  # what ended the requests on this side
+        path = api.path(STREAM_CREATE)
+        call: Any = self._channel.stream_stream(
+            path, request_serializer=_serialize, response_deserializer=api.plural.FromString
+        )
+        metadata = (*self._credentials, (ACTOR_KEY, actor), (CHUNK_KEY, str(chunk)))
+        replies = call(
+            self._stream_requests(api, model, values, stopped), metadata=metadata, timeout=timeout
+        )
+        records: list[Record] = []
+        try:
+            for reply in replies:
+                records.extend(self._records(api, reply))
+        except grpc.RpcError as exc:
+            raise _stream_error(exc, self, model, records) from None
+        finally:
+            replies.cancel()  # a no-op once the stream has ended; stops it when interrupted
+        if stopped:
+            index, cause = stopped[0]
+            detail = (
+                str(cause) if isinstance(cause, StoreError) else f"{type(cause).__name__}: {cause}"
+            )
+            raise CreateStreamError(
+                f"{model} stream item {index}: {detail}; {created_text(len(records))}",
+                created=records,
+                index=index,
+            ) from (None if isinstance(cause, StoreError) else cause)
+        return records
+
+    def _stream_requests(
+        self,
+        api: ModelApi,
+        model: str,
+        values: Iterable[Mapping[str, Any]],
+        stopped: list[tuple[int, BaseException]],
+    ) -> Iterator[Message]:
+        """The messages of `values`; at one that cannot be sent, or an error of `values`
+        itself, the stream ends there (noted in `stopped`), so the core creates those before."""
+        index = 0  # of the item being read: an error of `values` is one of the next item
+        try:
+            for item in values:
+                if not isinstance(item, Mapping):
+                    raise InvalidArgument(f"{model} values must be a mapping, got {item!r:.60}")
+                message = fill_message(api.message(), model, item, skip_unknown=False)
+                if message.ByteSize() + _ENVELOPE > self._message_limit:
+                    raise InvalidArgument(
+                        f"one {model} is {message.ByteSize()} bytes, over the message limit of "
+                        f"{self._message_limit} bytes"
+                    )
+                yield message
+                index += 1
+        except Exception as exc:  # noqa: BLE001 - reported by create_stream, in its thread
+            stopped.append((index, exc))
+
     def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record:
         api = self._api(model)
         return self._record(
@@ -385,6 +474,37 @@ def _add_conditions(model: str, target: Any, conditions: Mapping[str, Any] | Non
         except (TypeError, ValueError):
             raise InvalidArgument(f"{model} filter {key!r}: {value!r:.60} cannot be sent") from None
         target.add(field=key, op="", value_json=encoded)
+
+
+class CreateStreamError(StoreError):
+    """A `create_stream` that stopped at a bad item: `index` (None: not an item's fault), and
+    the records of the objects `created` before it (in order)."""
+
+    def __init__(self, message: str, *, created: list[Record], index: int | None) -> None:
+        super().__init__(message)
+        self.created = created
+        self.index = index
+
+
+def _stream_error(
+    exc: grpc.RpcError, remote: RemoteStore, model: str, records: list[Record]
+) -> StoreError:
+    """The error of a stream the core ended: with what was created, when it tells."""
+    error = _store_error(exc, remote)
+    trailing: Any = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    told = {key: value for key, value in trailing or ()}
+    if CREATED_KEY not in told:
+        # Not the stream's own verdict (unreachable, refused credentials, a timeout): what
+        # came back is still what was created.
+        if not records:
+            return error
+        return CreateStreamError(
+            f"{error}; {model} stream: {created_text(len(records))} before it stopped",
+            created=records,
+            index=None,
+        )
+    index = int(told[ITEM_KEY]) if ITEM_KEY in told else None
+    return CreateStreamError(str(error), created=records, index=index)
 
 
 def _store_error(exc: grpc.RpcError, remote: RemoteStore) -> StoreError:

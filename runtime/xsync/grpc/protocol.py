@@ -35,6 +35,7 @@ DEFAULT_MESSAGE_LIMIT = 16 * 1024 * 1024
 REPLY_LIMIT = 256 * 1024 * 1024
 
 # Per-model methods: name prefix -> (request type, response type), as `xsgen proto` writes them.
+STREAM = "stream "  # how `MODEL_RPCS` marks a stream of messages
 MODEL_METHODS: dict[str, tuple[str, str]] = {
     prefix: (request, response) for prefix, request, response in MODEL_RPCS
 }
@@ -89,7 +90,8 @@ class Protocol:
         )
 
     def type_of(self, model: ModelApi, spec: str) -> MessageClass:
-        name = model.model.message_type(spec)
+        """The message class of a `MODEL_RPCS` type (of each message, for a stream)."""
+        name = model.model.message_type(spec).removeprefix(STREAM)
         return self.message_class(name if "." in name else f"{PACKAGE}.{name}")
 
     def watch_path(self) -> str:

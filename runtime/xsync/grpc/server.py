@@ -51,6 +51,7 @@ from ..store.values import shown
 from .auth import Metadata, actor_of, presented_credentials
 from .convert import add_record, record_message, written_values
 from .hub import ChangeHub, Subscription
+from .stream_create import STREAM_CREATE, StreamCreate
 from .protocol import (
     DEFAULT_MESSAGE_LIMIT,
     MODEL_METHODS,
@@ -259,6 +260,7 @@ def _traceback_wanted() -> bool:
 
 
 Behaviour = Callable[[Any, Context, Account], Awaitable[Any]]
+_UNPARSABLE = object()  # what a body that does not parse reads as
 
 
 Login = Callable[[Context], Awaitable[Account]]
@@ -269,14 +271,33 @@ class _Method:
     behaviour: Any  # a Behaviour, or an async generator function when `streams`
     deserialize: Callable[[bytes], Any]
     streams: bool
+    # A stream of requests: `behaviour` is an async generator taking an async iterator of
+    # them (each parsed, or None when it does not parse) instead of one request.
+    many: bool = False
 
     def handler(self, login: Login) -> grpc.RpcMethodHandler[Any, Any]:
         """The method for a caller that `login` proves (or refuses) first.
 
-        Every handler takes its request as a stream and reads it only after `login`: grpcio
+        This handler takes its request as a stream and reads it only after `login`: grpcio
         reads no body of a caller that is refused, and a request grpcio refuses (over the
         size limit) ends the call here, cleanly, instead of inside grpcio.
         """
+        if self.many:
+            deserialize = self.deserialize
+
+            async def parsed(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+                async for raw in requests:
+                    try:
+                        yield deserialize(raw)
+                    except Exception:  # noqa: BLE001 - the behaviour names the item
+                        yield None
+
+            async def many(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
+                account = await login(context)
+                async for item in self.behaviour(parsed(requests), context, account):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(many, response_serializer=_serialize)
         if self.streams:
 
             async def stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
@@ -292,6 +313,58 @@ class _Method:
             return await self.behaviour(await self.read(requests, context), context, account)
 
         return grpc.stream_unary_rpc_method_handler(unary, response_serializer=_serialize)
+
+    def known_handler(self, login: Login) -> grpc.RpcMethodHandler[Any, Any]:
+        """The method for a caller whose credentials were already proven (`verified`).
+
+        grpcio reads the body before the handler runs: reading a request as a stream costs
+        about as much again as the rest of a small call, and a caller that has proven its
+        password is no stranger whose bodies must go unread. `login` still runs first (the
+        throttle may still hold a peer with failures back, and a password changed since is
+        refused then), and an unparsable body is still INVALID_ARGUMENT.
+        """
+        deserialize = self.deserialize
+
+        def parse(raw: bytes) -> Any:
+            try:
+                return deserialize(raw)
+            except Exception:  # noqa: BLE001 - answered below, as for the other handler
+                return None if self.many else _UNPARSABLE
+
+        if self.many:
+
+            async def many(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+                account = await login(context)
+                async for item in self.behaviour(requests, context, account):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                many, request_deserializer=parse, response_serializer=_serialize
+            )
+        if self.streams:
+
+            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                account = await login(context)
+                if request is _UNPARSABLE:
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "cannot parse the request"
+                    )
+                async for item in self.behaviour(request, context, account):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=parse, response_serializer=_serialize
+            )
+
+        async def unary(request: Any, context: Any) -> Any:
+            account = await login(context)
+            if request is _UNPARSABLE:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "cannot parse the request")
+            return await self.behaviour(request, context, account)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=parse, response_serializer=_serialize
+        )
 
     async def read(self, requests: AsyncIterator[bytes], context: Context) -> Any:
         """The call's one request message."""
@@ -332,15 +405,25 @@ class _Dispatcher(grpc.GenericRpcHandler):
         presented = presented_credentials(details.invocation_metadata)
         if presented is None:
             return method.handler(_refuse)
-        return method.handler(partial(self._login, presented))
+        proven = self.accounts.verified(*presented)
+        if proven is not None:
+            return method.known_handler(partial(self._login, presented, proven))
+        return method.handler(partial(self._login, presented, None))
 
-    async def _login(self, presented: tuple[str, str], context: Context) -> Account:
+    async def _login(
+        self, presented: tuple[str, str], proven: Account | None, context: Context
+    ) -> Account:
+        """`proven`: the account `service` found these credentials already proven for (one
+        HMAC a call, not two); None has `login` look again, as a check may have run since."""
+        known = (
+            (lambda: proven) if proven is not None else partial(self.accounts.verified, *presented)
+        )
         try:
             account = await login(
                 self.throttle,
                 peer=grpc_peer_address(context.peer()),
                 username=presented[0],
-                known=partial(self.accounts.verified, *presented),
+                known=known,
                 check=partial(self._check, presented),
             )
         except TooManyAttempts as exc:
@@ -394,18 +477,31 @@ class _Handlers:
         self._sent: dict[int, tuple[Change, bytes]] = {}
         self.version_class = protocol.common("Version")
         self.empty_class = protocol.message_class("google.protobuf.Empty")
+        self.stream_create = StreamCreate(
+            store, runner.run, STATUS_OF, _actor, _may_write, _refuse_reverse
+        )
 
     def methods(self) -> dict[str, _Method]:
         """Every method path served, with its behaviour."""
         out: dict[str, _Method] = {}
         for api in self.protocol.models.values():
             for prefix, (request, _response) in MODEL_METHODS.items():
+                if prefix == STREAM_CREATE:
+                    continue
                 work = getattr(self, f"_{prefix.lower()}")(api)
                 out[api.path(prefix)] = _Method(
                     _guarded(self._on_pool(work)),
                     self.protocol.type_of(api, request).FromString,
                     streams=False,
                 )
+        for api in self.protocol.models.values():
+            # Replaces the generic entry above: a stream of requests, not one.
+            out[api.path(STREAM_CREATE)] = _Method(
+                partial(self.stream_create.serve, api),
+                api.message.FromString,
+                streams=True,
+                many=True,
+            )
         for service in self.protocol.services:
             out[f"/{service}/Watch"] = _Method(
                 self._watch, self.protocol.common("WatchRequest").FromString, streams=True

@@ -1,0 +1,235 @@
+"""`StreamCreate<Model>` and `RemoteStore.create_stream`: a loader's objects on one stream,
+created in chunks, over a real server on a loopback port (SQLite file store)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from store_support import SHOP, schema_from_text
+from test_grpc import PASSWORD, USER, Core
+from xsync.grpc import stream_create
+from xsync.grpc.client import CreateStreamError
+from xsync.grpc.protocol import protocol_for
+from xsync.store import InvalidArgument, Unauthenticated
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    tmp = tmp_path_factory.mktemp("stream")
+    running = Core(f"sqlite:///{tmp / 'store.db'}", schema_from_text(tmp, SHOP))
+    yield running
+    running.close()
+
+
+def shops(core: Core) -> list[str]:
+    return [r["name"] for r in core.store.query("Shop")]
+
+
+def fresh(core: Core) -> None:
+    for record in core.store.query("Shop", deleted=None):
+        core.store.purge("Shop", record["id"])
+
+
+def test_objects_come_back_in_order_with_their_ids_and_stored_values(core: Core) -> None:
+    fresh(core)
+    remote = core.client()
+    mark = core.store.changes()[-1].seq if core.store.changes() else 0
+    made = remote.create_stream("Shop", ({"name": f"s{i}", "rank": i} for i in range(23)), chunk=5)
+    assert [r["name"] for r in made] == [f"s{i}" for i in range(23)]
+    assert [r["id"] for r in made] == sorted(r["id"] for r in made)
+    for record in made:
+        assert core.store.get("Shop", record["id"]) == record
+    assert [(c.kind, c.id) for c in core.store.changes(mark)] == [("create", r["id"]) for r in made]
+    assert remote.create_stream("Shop", iter(())) == []
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(0, 40),
+    chunk=st.integers(1, 12),
+    bad=st.one_of(st.none(), st.integers(0, 39)),
+    kind=st.sampled_from(["type", "required", "link"]),
+)
+def test_a_stream_creates_exactly_the_items_before_the_first_bad_one(
+    core: Core, count: int, chunk: int, bad: int | None, kind: str
+) -> None:
+    """Whatever the chunk size, and whether the client or the store refuses the item."""
+    fresh(core)
+    remote = core.client()
+    values: list[dict[str, Any]] = [{"name": f"s{i}"} for i in range(count)]
+    if bad is not None and bad < count:
+        values[bad] = {"type": {"name": 5}, "required": {"rank": 1}, "link": {"name": "x"}}[kind]
+        if kind == "link":  # the store refuses it: the core cuts the chunk at it
+            values[bad] = {"name": "x", "secret_state": "s"}
+    else:
+        bad = None
+    if bad is None:
+        assert [r["name"] for r in remote.create_stream("Shop", values, chunk=chunk)] == [
+            v["name"] for v in values
+        ]
+        return
+    with pytest.raises(CreateStreamError) as caught:
+        remote.create_stream("Shop", values, chunk=chunk)
+    assert caught.value.index == bad
+    assert [r["name"] for r in caught.value.created] == [f"s{i}" for i in range(bad)]
+    assert shops(core) == [f"s{i}" for i in range(bad)]
+    field = {"type": "Shop.name", "required": "Shop.name", "link": "secret_state"}[kind]
+    assert f"item {bad}" in str(caught.value) and field in str(caught.value)
+
+
+def test_a_bad_item_in_the_middle_names_index_and_field_and_reports_what_was_made(
+    core: Core,
+) -> None:
+    fresh(core)
+    remote = core.client()
+    values = [{"name": f"s{i}"} for i in range(10)]
+    values[7] = {"name": "way too long for the twenty"}
+    with pytest.raises(CreateStreamError) as caught:
+        remote.create_stream("Shop", values, chunk=3)
+    message = str(caught.value)
+    assert "Shop stream item 7" in message and "Shop.name" in message, message
+    assert "items 0 to 6 were created (7 objects)" in message
+    assert shops(core) == [f"s{i}" for i in range(7)]
+    assert [r["id"] for r in caught.value.created] == [r["id"] for r in core.store.query("Shop")]
+
+
+def test_an_error_of_the_loader_itself_stops_the_stream_there(core: Core) -> None:
+    fresh(core)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        yield {"name": "a"}
+        yield {"name": "b"}
+        raise OSError("line 3 of shops.csv is cut short")
+
+    with pytest.raises(CreateStreamError, match="item 2: OSError: line 3 of shops.csv") as caught:
+        core.client().create_stream("Shop", rows())
+    assert isinstance(caught.value.__cause__, OSError)
+    assert shops(core) == ["a", "b"] and len(caught.value.created) == 2
+
+
+def test_auth_and_role_are_checked_before_anything_is_read(core: Core) -> None:
+    fresh(core)
+    read: list[int] = []
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for i in range(5):
+            read.append(i)
+            yield {"name": f"s{i}"}
+
+    with pytest.raises(Unauthenticated, match="refused the credentials"):
+        core.client(password=PASSWORD + "x").create_stream("Shop", rows())
+    with pytest.raises(CreateStreamError, match="metadata 'actor' must be one of"):
+        core.client().create_stream("Shop", rows(), actor="nobody")  # type: ignore[arg-type]
+    assert shops(core) == []
+    with pytest.raises(InvalidArgument, match="chunk must be from 1"):
+        core.client().create_stream("Shop", rows(), chunk=0)
+
+
+def test_a_stranger_is_refused_on_the_raw_stream(core: Core) -> None:
+    api = protocol_for(core.schema).models["Shop"]
+    with grpc.insecure_channel(core.server.endpoint) as channel:
+        call: Any = channel.stream_stream(
+            api.path("StreamCreate"),
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=api.plural.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call(iter([api.message(name="x")]), timeout=10))
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A body that does not parse is named by its index.
+        raw: Any = channel.stream_stream(
+            api.path("StreamCreate"),
+            request_serializer=lambda b: b,
+            response_deserializer=api.plural.FromString,
+        )
+        metadata = (("username", USER), ("password", PASSWORD), ("chunk", "2"))
+        fresh(core)
+        good = api.message(name="ok").SerializeToString()
+        with pytest.raises(grpc.RpcError) as caught:
+            list(raw(iter([good, b"\xff\xff\xff"]), metadata=metadata, timeout=10))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Shop stream item 1: cannot parse" in str(caught.value.details())
+        assert dict(caught.value.trailing_metadata())["xsync-item"] == "1"
+        assert shops(core) == ["ok"]
+
+
+def test_a_cancelled_stream_leaves_whole_chunks_only(core: Core) -> None:
+    fresh(core)
+    remote = core.client()
+    api = protocol_for(core.schema).models["Shop"]
+    chunk = 4
+    sent, release = threading.Event(), threading.Event()
+
+    def rows() -> Iterator[Any]:
+        for i in range(chunk * 2 + 2):  # two whole chunks and two objects of a third
+            yield api.message(name=f"s{i}")
+        sent.set()
+        release.wait(30)  # the loader hangs; its caller gives up
+
+    call: Any = remote._channel.stream_stream(
+        api.path("StreamCreate"),
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=api.plural.FromString,
+    )
+    replies = call(rows(), metadata=(*remote._credentials, ("chunk", str(chunk))), timeout=20)
+    got = [next(replies), next(replies)]
+    assert sent.wait(10)
+    replies.cancel()
+    with pytest.raises(grpc.RpcError):
+        next(replies)
+    release.set()
+    assert [len(r.items) for r in got] == [chunk, chunk]
+    time.sleep(0.3)  # anything in flight on the server lands (or not) by now
+    assert shops(core) == [f"s{i}" for i in range(chunk * 2)]
+
+
+def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(core: Core) -> None:
+    """The server holds one chunk: objects are created while the stream is still sending."""
+    fresh(core)
+    seen_while_sending: list[int] = []
+    chunk = 200
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for i in range(3000):
+            if i == 2500:
+                seen_while_sending.append(len(core.store.query("Shop")))
+            yield {"name": f"s{i}"}
+
+    made = core.client().create_stream("Shop", rows(), chunk=chunk)
+    assert len(made) == 3000 and len({r["id"] for r in made}) == 3000
+    # At item 2,500, at least 2,000 were committed (flow control lets a few chunks be in flight).
+    assert seen_while_sending[0] >= 2000, seen_while_sending
+
+
+def test_an_idle_stream_is_cut_off_and_its_open_chunk_dropped(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh(core)
+    monkeypatch.setattr(stream_create, "IDLE", 0.3)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        yield {"name": "a"}
+        yield {"name": "b"}
+        time.sleep(1.5)
+        yield {"name": "c"}
+
+    with pytest.raises(CreateStreamError, match="no object for 0.3 s after item 1"):
+        core.client().create_stream("Shop", rows(), chunk=10)
+    assert shops(core) == []
+
+
+def test_the_generated_api_declares_the_stream(tmp_path: Path) -> None:
+    from xprotogen.targets.proto import build_proto_api, render_proto_files
+
+    text = render_proto_files(build_proto_api(schema_from_text(tmp_path, SHOP)))["shop.proto"]
+    assert "rpc StreamCreateShop(stream Shop) returns (stream Shops);" in text
