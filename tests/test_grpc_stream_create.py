@@ -193,11 +193,13 @@ def test_a_cancelled_stream_leaves_whole_chunks_only(core: Core) -> None:
     assert shops(core) == [f"s{i}" for i in range(chunk * 2)]
 
 
-def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(core: Core) -> None:
-    """The server holds one chunk: objects are created while the stream is still sending."""
+def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server holds one chunk (in objects and in bytes), not the stream: objects are
+    created while the stream is still sending."""
     fresh(core)
     seen_while_sending: list[int] = []
-    chunk = 200
 
     def rows() -> Iterator[dict[str, Any]]:
         for i in range(3000):
@@ -205,10 +207,25 @@ def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(core: Core) -> No
                 seen_while_sending.append(len(core.store.query("Shop")))
             yield {"name": f"s{i}"}
 
-    made = core.client().create_stream("Shop", rows(), chunk=chunk)
-    assert len(made) == 3000 and len({r["id"] for r in made}) == 3000
-    # At item 2,500, at least 2,000 were committed (flow control lets a few chunks be in flight).
-    assert seen_while_sending[0] >= 2000, seen_while_sending
+    made = core.client().create_stream("Shop", rows(), chunk=200)
+    assert [r["name"] for r in made] == [f"s{i}" for i in range(3000)]
+    assert len({r["id"] for r in made}) == 3000
+    # The transport buffers some messages (its flow-control window), the server one chunk.
+    assert seen_while_sending[0] >= 200, seen_while_sending
+
+    fresh(core)
+    monkeypatch.setattr(stream_create, "CHUNK_BYTES", 1000)
+    api = protocol_for(core.schema).models["Shop"]
+    remote = core.client()
+    call: Any = remote._channel.stream_stream(
+        api.path("StreamCreate"),
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=api.plural.FromString,
+    )
+    label = "x" * 300  # about 310 bytes a message: four fill a chunk of 1,000 bytes
+    requests = (api.message(name=f"b{i}", label=label) for i in range(10))
+    replies = list(call(requests, metadata=remote._credentials, timeout=20))
+    assert [len(r.items) for r in replies] == [4, 4, 2]
 
 
 def test_an_idle_stream_is_cut_off_and_its_open_chunk_dropped(

@@ -53,6 +53,7 @@ CHUNK = 500  # objects per transaction when the call does not ask for fewer
 MAX_CHUNK = 5000
 CHUNK_BYTES = 4 << 20  # a chunk is also written once its messages hold this many bytes
 IDLE = 60.0  # seconds a stream may go without sending an object
+END_GRACE = 0.01  # seconds a stream's end waits to be told apart from a cancel (`_cancelled`)
 CHUNK_KEY = "chunk"  # call metadata: objects per chunk
 ITEM_KEY = "xsync-item"  # trailing metadata of a failed stream: the bad item's index
 CREATED_KEY = "xsync-created"  # and how many objects were created before it
@@ -115,6 +116,8 @@ class StreamCreate:
             while True:
                 message = await _next(items, api.model.name, created + len(chunk))
                 ended = message is _END
+                if ended and chunk and await _cancelled(context):
+                    return  # the chunk read so far is not the client's to write
                 bad: _Stop | None = None
                 if not ended:
                     try:
@@ -236,6 +239,21 @@ async def _next(items: AsyncIterator[Message | None], model: str, index: int) ->
             f"{model} stream: no object for {IDLE:g} s after item {index - 1}; "
             "the objects since the last chunk were dropped"
         ) from None
+
+
+async def _cancelled(context: Context) -> bool:
+    """Whether the client cancelled the call whose requests just ended.
+
+    grpcio ends the requests of a cancelled call as if the client had finished them, and
+    marks the call cancelled a moment later, from the same event of the transport: a short
+    wait tells a cancelled stream from a finished one before its last chunk is written.
+    """
+    deadline = asyncio.get_running_loop().time() + END_GRACE
+    while not context.cancelled():
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True
 
 
 def created_text(count: int) -> str:
