@@ -58,7 +58,7 @@ def test_objects_come_back_in_order_with_their_ids_and_stored_values(core: Core)
     count=st.integers(0, 40),
     chunk=st.integers(1, 12),
     bad=st.one_of(st.none(), st.integers(0, 39)),
-    kind=st.sampled_from(["type", "required", "link"]),
+    kind=st.sampled_from(["type", "required", "feedback"]),
 )
 def test_a_stream_creates_exactly_the_items_before_the_first_bad_one(
     core: Core, count: int, chunk: int, bad: int | None, kind: str
@@ -68,9 +68,14 @@ def test_a_stream_creates_exactly_the_items_before_the_first_bad_one(
     remote = core.client()
     values: list[dict[str, Any]] = [{"name": f"s{i}"} for i in range(count)]
     if bad is not None and bad < count:
-        values[bad] = {"type": {"name": 5}, "required": {"rank": 1}, "link": {"name": "x"}}[kind]
-        if kind == "link":  # the store refuses it: the core cuts the chunk at it
-            values[bad] = {"name": "x", "secret_state": "s"}
+        # "type": this side cannot send it; "required", "feedback": the core's store refuses it
+        # (the core then cuts its chunk at it).
+        wrong: dict[str, dict[str, Any]] = {
+            "type": {"name": 5},
+            "required": {"rank": 1},
+            "feedback": {"name": "x", "secret_state": "s"},
+        }
+        values[bad] = wrong[kind]
     else:
         bad = None
     if bad is None:
@@ -83,7 +88,7 @@ def test_a_stream_creates_exactly_the_items_before_the_first_bad_one(
     assert caught.value.index == bad
     assert [r["name"] for r in caught.value.created] == [f"s{i}" for i in range(bad)]
     assert shops(core) == [f"s{i}" for i in range(bad)]
-    field = {"type": "Shop.name", "required": "Shop.name", "link": "secret_state"}[kind]
+    field = {"type": "Shop.name", "required": "Shop.name", "feedback": "secret_state"}[kind]
     assert f"item {bad}" in str(caught.value) and field in str(caught.value)
 
 
@@ -159,7 +164,8 @@ def test_a_stranger_is_refused_on_the_raw_stream(core: Core) -> None:
             list(raw(iter([good, b"\xff\xff\xff"]), metadata=metadata, timeout=10))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "Shop stream item 1: cannot parse" in str(caught.value.details())
-        assert dict(caught.value.trailing_metadata())["xsync-item"] == "1"
+        trailing: Any = caught.value.trailing_metadata()
+        assert dict(trailing)["xsync-item"] == "1"
         assert shops(core) == ["ok"]
 
 
