@@ -5,12 +5,16 @@ Run: `.venv/bin/python bench/bench_grpc.py [--count N] [--clients K] [--repeat R
 server runs in its own process, as a core does, so client and server do not share one
 interpreter lock. Each figure is the median of R runs. Besides the store workload it
 measures the floor of a call: a no-op method on a bare grpcio server (no store, no
-authentication, no conversion), and `GetVersion` on the core (authentication and one read).
+authentication, no conversion; the thread-pool server, the reference of issue 15's goal, and
+the asyncio server the core is built on), and `GetVersion` on the core (authentication and
+one read). It prints the ratio of one create per call to the no-op call (goal: 0.80) and the
+rate of `create_stream` (one stream, a transaction per 1,000 objects).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_store import BULK_BATCH, HELLO, measure_bulk, measure_store, median_of  # noqa: E402
 
 from xprotogen.loader import load_schema  # noqa: E402
-from xsync.grpc.client import RemoteStore  # noqa: E402
+from xsync.grpc.client import STREAM_CHUNK, RemoteStore  # noqa: E402
 from xsync.store import open_store  # noqa: E402
 
 USER, PASSWORD = "bench", "bench"
@@ -56,6 +60,26 @@ print(port, flush=True)
 sys.stdin.read()
 server.stop(0)
 """
+
+
+_NOOP_AIO_SERVER = """
+import asyncio, sys
+import grpc
+same = lambda b: b
+async def call(request, context):
+    return b""
+async def main():
+    handler = grpc.unary_unary_rpc_method_handler(call, same, same)
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("bench.Noop", {"Call": handler})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.stop(0)
+asyncio.run(main())
+"""
+GOAL = 0.80  # one create per call against a no-op call (issue 15)
 
 
 def _start(script: str, *args: str) -> tuple[subprocess.Popen[str], str]:
@@ -99,6 +123,10 @@ def remote_sequential(directory: Path, count: int, batch: int) -> dict[str, floa
         with RemoteStore(endpoint, load_schema([HELLO]), username=USER, password=PASSWORD) as store:
             figures = measure_store(store, count=count)
             figures["bulk_create_per_s"] = measure_bulk(store, count=count, batch=batch)
+            items = (_stream_world(i) for i in range(count))
+            started = time.perf_counter()
+            assert len(store.create_stream("World", items)) == count
+            figures["stream_create_per_s"] = count / (time.perf_counter() - started)
             started = time.perf_counter()
             for _ in range(FLOOR_CALLS):
                 store.core_version()
@@ -108,11 +136,15 @@ def remote_sequential(directory: Path, count: int, batch: int) -> dict[str, floa
         stop_server(process)
 
 
-def noop_calls(calls: int = FLOOR_CALLS) -> float:
+def _stream_world(i: int) -> dict[str, Any]:
+    return {"name": f"streamed {i}"}
+
+
+def noop_calls(calls: int = FLOOR_CALLS, script: str = _NOOP_SERVER) -> float:
     """Calls per second to a no-op method of a bare grpcio server: the floor of any call."""
     import grpc
 
-    process, endpoint = _start(_NOOP_SERVER)
+    process, endpoint = _start(script)
     try:
         with grpc.insecure_channel(endpoint) as channel:
             same = lambda b: b  # noqa: E731
@@ -165,6 +197,8 @@ def report(
     remote: dict[str, float],
     concurrent: float,
     noop: float,
+    noop_aio: float,
+    load: tuple[float, float],
 ) -> str:
     def row(name: str, f: dict[str, float]) -> str:
         return (
@@ -180,8 +214,14 @@ def report(
             row("embedded", local),
             row("gRPC", remote),
             f"  gRPC create with {clients} concurrent clients: {concurrent:,.0f} objects/s",
-            f"  call floor: no-op grpcio call {noop:,.0f} calls/s; "
-            f"GetVersion {remote['version_calls_per_s']:,.0f} calls/s",
+            f"  gRPC create_stream (one stream, {STREAM_CHUNK:,} objects a transaction): "
+            f"{remote['stream_create_per_s']:,.0f} objects/s",
+            f"  call floor: no-op grpcio call {noop:,.0f} calls/s (asyncio server: "
+            f"{noop_aio:,.0f}); GetVersion {remote['version_calls_per_s']:,.0f} calls/s",
+            f"  one create per call / no-op call: {remote['create_per_s'] / noop:.2f} "
+            f"(goal {GOAL:.2f}: {'met' if remote['create_per_s'] / noop >= GOAL else 'NOT met'}); "
+            f"against the asyncio no-op: {remote['create_per_s'] / noop_aio:.2f}",
+            f"  load average (1 min) at start {load[0]:.2f}, at end {load[1]:.2f}",
             f"  embedded / gRPC: create {local['create_per_s'] / remote['create_per_s']:.1f}x, "
             f"embedded create / gRPC create_many "
             f"{local['create_per_s'] / remote['bulk_create_per_s']:.1f}x",
@@ -200,6 +240,8 @@ def main() -> None:
     remote: list[dict[str, float]] = []
     concurrent: list[float] = []
     noop: list[float] = []
+    noop_aio: list[float] = []
+    load_at_start = os.getloadavg()[0]
     for _ in range(max(1, args.repeat)):
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
@@ -207,6 +249,7 @@ def main() -> None:
             remote.append(remote_sequential(directory, args.count, args.batch))
             concurrent.append(remote_concurrent(directory, args.count, args.clients))
             noop.append(noop_calls())
+            noop_aio.append(noop_calls(script=_NOOP_AIO_SERVER))
     print(
         report(
             args.count,
@@ -217,6 +260,8 @@ def main() -> None:
             median_of(remote),
             statistics.median(concurrent),
             statistics.median(noop),
+            statistics.median(noop_aio),
+            (load_at_start, os.getloadavg()[0]),
         )
     )
 
