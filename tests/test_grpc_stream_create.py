@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from store_support import SHOP, schema_from_text
 from test_grpc import PASSWORD, USER, Core
 from xsync.grpc import stream_create
-from xsync.grpc.client import CreateStreamError
 from xsync.grpc.protocol import protocol_for
 from xsync.store import InvalidArgument, Unauthenticated
+from xsync.store.chunks import CreateStreamError
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from ..store.base import (
     Unauthenticated,
     Unavailable,
 )
+from ..store.chunks import CreateStreamError, created_text
 from .auth import ACTOR_KEY, credentials_metadata
 from .convert import fill_message, read_record
 from .leases import RemoteLeases
@@ -34,14 +35,7 @@ from .leases import decode_reply as decode_lease_reply
 from .leases import encode as encode_lease
 from .leases import path as lease_path
 from .protocol import DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
-from .stream_create import (
-    CHUNK_KEY,
-    CREATED_KEY,
-    ITEM_KEY,
-    MAX_CHUNK,
-    STREAM_CREATE,
-    created_text,
-)
+from .stream_create import CHUNK_KEY, CREATED_KEY, ITEM_KEY, MAX_CHUNK, STREAM_CREATE
 
 ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -474,16 +468,6 @@ def _add_conditions(model: str, target: Any, conditions: Mapping[str, Any] | Non
         except (TypeError, ValueError):
             raise InvalidArgument(f"{model} filter {key!r}: {value!r:.60} cannot be sent") from None
         target.add(field=key, op="", value_json=encoded)
-
-
-class CreateStreamError(StoreError):
-    """A `create_stream` that stopped at a bad item: `index` (None: not an item's fault), and
-    the records of the objects `created` before it (in order)."""
-
-    def __init__(self, message: str, *, created: list[Record], index: int | None) -> None:
-        super().__init__(message)
-        self.created = created
-        self.index = index
 
 
 def _stream_error(

@@ -13,9 +13,8 @@ What a caller sees (the client side is `RemoteStore.create_stream`):
   an unknown field, holds a value of the wrong type, or that the store refuses), every object
   before it is created and sent back, and it and everything after it are not. The call then
   ends with the store's status, its details naming the item's index and the field, and
-  trailing metadata `xsync-item` (the index) and `xsync-created` (objects created). When the
-  store refuses a whole chunk, its objects are created one at a time up to the bad one, so
-  which objects exist never depends on where the chunks fall.
+  trailing metadata `xsync-item` (the index) and `xsync-created` (objects created). The rule
+  is `xsync.store.chunks`'s, shared with the ORM on an embedded store.
 * A stream the client cancels, or that sends nothing for `IDLE` seconds, ends with the
   objects read since the last chunk dropped: a chunk is written whole or not at all.
 
@@ -34,15 +33,8 @@ import grpc
 from google.protobuf.message import Message
 
 from ..accounts import Account
-from ..store.base import (
-    Actor,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Record,
-    Store,
-    StoreError,
-)
+from ..store.base import Actor, InvalidArgument, Record, Store, StoreError
+from ..store.chunks import create_prefix, created_text
 from .convert import add_record, written_values
 from .protocol import ModelApi
 
@@ -61,8 +53,6 @@ CREATED_KEY = "xsync-created"  # and how many objects were created before it
 T = TypeVar("T")
 Run = Callable[[Callable[[], T]], Awaitable[T]]
 Context = grpc.aio.ServicerContext[Any, Any]
-# Errors of one object: the store refused it, not the call. Others end the stream as they are.
-_ITEM_ERRORS = (InvalidArgument, NotFound, PermissionDenied)
 _END = object()
 
 
@@ -170,20 +160,8 @@ class StreamCreate:
     def _create_prefix(
         self, api: ModelApi, chunk: list[dict[str, Any]], actor: Actor
     ) -> tuple[Message, int, tuple[int, StoreError] | None]:
-        """On the store's thread: the chunk in one transaction; when the store refuses it,
-        one object at a time up to the first refused (offset, error)."""
-        name = api.model.name
-        failure: tuple[int, StoreError] | None = None
-        try:
-            records = self.store.create_many(name, chunk, actor=actor)
-        except _ITEM_ERRORS:
-            records = []
-            for offset, values in enumerate(chunk):
-                try:
-                    records.extend(self.store.create_many(name, [values], actor=actor))
-                except _ITEM_ERRORS as exc:
-                    failure = (offset, exc)
-                    break
+        """On the store's thread: the chunk by the prefix rule (`store.chunks`), as a reply."""
+        records, failure = create_prefix(self.store, api.model.name, chunk, actor)
         return self._plural(api, records), len(records), failure
 
     def _plural(self, api: ModelApi, records: list[Record]) -> Message:
@@ -254,9 +232,3 @@ async def _cancelled(context: Context) -> bool:
             return False
         await asyncio.sleep(0.001)
     return True
-
-
-def created_text(count: int) -> str:
-    if count == 0:
-        return "no object was created"
-    return f"items 0 to {count - 1} were created ({count} objects)"
