@@ -33,6 +33,7 @@ from xsync.orm import (
 from xsync.grpc.client import RemoteStore
 from xsync.grpc.server import serve
 from xsync.store import PermissionDenied, open_store
+from xsync.store.chunks import CreateStreamError
 
 HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello" / "hello.xproto"
 
@@ -514,6 +515,25 @@ def test_bulk_create_saves_every_object_in_one_call_and_gives_them_ids(api: Mode
     assert all(c.id is not None for c in countries)
     assert sorted(c.name for c in world.countries.all()) == [f"c{i}" for i in range(5)]
     assert countries[0].updated is not None
+
+
+def test_create_stream_saves_a_prefix_the_same_on_every_backend(api: ModelAccessor) -> None:
+    """Embedded (chunks by `xsync.store.chunks`) and over gRPC (`StreamCreate`) alike."""
+    world = make_world(api)
+    made = api.Country.objects.create_stream(
+        (api.Country(name=f"c{i}", world=world) for i in range(7)), chunk=3
+    )
+    assert [c.name for c in made] == [f"c{i}" for i in range(7)]
+    assert all(c.id is not None for c in made)
+    countries = [api.Country(name=f"d{i}", world=world) for i in range(6)]
+    countries[4] = api.Country(name="no world")
+    with pytest.raises(CreateStreamError, match="item 4") as caught:
+        api.Country.objects.create_stream(iter(countries), chunk=3)
+    assert caught.value.index == 4 and len(caught.value.created) == 4
+    assert [c.id is not None for c in countries] == [True] * 4 + [False] * 2
+    assert sorted(c.name for c in world.countries.all()) == sorted(
+        [f"c{i}" for i in range(7)] + [f"d{i}" for i in range(4)]
+    )
 
 
 def test_bulk_create_is_all_or_nothing_and_refuses_saved_or_foreign_objects(

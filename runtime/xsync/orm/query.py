@@ -16,6 +16,7 @@ from typing import (
     Any,
     Callable,
     Generic,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
@@ -23,8 +24,11 @@ from typing import (
     overload,
 )
 
+from ..store.chunks import CreateStreamError, create_in_chunks
 from .errors import FieldError, ORMError
 from .fields import Column, ForeignKey, ManyToMany, Reverse
+
+STREAM_CHUNK = 1000  # objects per transaction of `Manager.create_stream`
 
 if TYPE_CHECKING:
     from .model import ModelObject
@@ -349,6 +353,41 @@ class Manager(QuerySet[M]):
         for obj, record in zip(objs, records):
             obj._load(record)
         return list(objs)
+
+    def create_stream(self, objs: Iterable[M], *, chunk: int = STREAM_CHUNK) -> list[M]:
+        """Save unsaved objects from any iterable (read lazily: a loader's), `chunk` of them
+        per transaction; on a core, on one `StreamCreate` call.
+
+        A prefix of the objects is saved: at a bad one, every object before it is saved (and
+        gets its id), it and the ones after are not, and `CreateStreamError` (a store error)
+        names its index and field (`xsync.store.chunks`).
+        """
+        binding = self.model._bound()
+        name = self.model.model_name
+        taken: list[M] = []
+
+        def values() -> Iterator[Mapping[str, Any]]:
+            for obj in objs:
+                if type(obj).model_name != name or obj.id is not None:
+                    raise ORMError(
+                        f"create_stream on {name} takes unsaved {name} objects, not {obj!r}"
+                    )
+                taken.append(obj)
+                yield obj._creation_values()
+
+        store: Any = binding.store
+        try:
+            if hasattr(store, "create_stream"):  # a core: one call for the whole stream
+                records = store.create_stream(name, values(), actor=binding.writer, chunk=chunk)
+            else:
+                records = create_in_chunks(store, name, values(), actor=binding.writer, chunk=chunk)
+        except CreateStreamError as exc:
+            for obj, record in zip(taken, exc.created):
+                obj._load(record)
+            raise
+        for obj, record in zip(taken, records):
+            obj._load(record)
+        return taken
 
 
 class RelatedManager(QuerySet[M]):
