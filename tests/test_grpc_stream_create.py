@@ -170,33 +170,41 @@ def test_a_stranger_is_refused_on_the_raw_stream(core: Core) -> None:
 
 
 def test_a_cancelled_stream_leaves_whole_chunks_only(core: Core) -> None:
-    fresh(core)
+    """Cancelled while the loader hangs mid-chunk: the chunk read so far is never written.
+
+    grpcio tells the server's handler of a cancel by ending its requests, as for a finished
+    stream; the core's check can only be seen failing when the race goes one way (without
+    it, one run in six wrote the open chunk once, none in sixteen another time), so the
+    scenario runs four times."""
     remote = core.client()
     api = protocol_for(core.schema).models["Shop"]
     chunk = 4
-    sent, release = threading.Event(), threading.Event()
-
-    def rows() -> Iterator[Any]:
-        for i in range(chunk * 2 + 2):  # two whole chunks and two objects of a third
-            yield api.message(name=f"s{i}")
-        sent.set()
-        release.wait(30)  # the loader hangs; its caller gives up
-
     call: Any = remote._channel.stream_stream(
         api.path("StreamCreate"),
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=api.plural.FromString,
     )
-    replies = call(rows(), metadata=(*remote._credentials, ("chunk", str(chunk))), timeout=20)
-    got = [next(replies), next(replies)]
-    assert sent.wait(10)
-    replies.cancel()
-    with pytest.raises(grpc.RpcError):
-        next(replies)
-    release.set()
-    assert [len(r.items) for r in got] == [chunk, chunk]
-    time.sleep(0.3)  # anything in flight on the server lands (or not) by now
-    assert shops(core) == [f"s{i}" for i in range(chunk * 2)]
+    for _ in range(4):
+        fresh(core)
+        sent, release = threading.Event(), threading.Event()
+
+        def rows() -> Iterator[Any]:
+            for i in range(chunk * 2 + 2):  # two whole chunks and two objects of a third
+                yield api.message(name=f"s{i}")
+            sent.set()
+            release.wait(30)  # the loader hangs; its caller gives up
+
+        metadata = (*remote._credentials, ("chunk", str(chunk)))
+        replies = call(rows(), metadata=metadata, timeout=20)
+        got = [next(replies), next(replies)]
+        assert sent.wait(10)
+        replies.cancel()
+        with pytest.raises(grpc.RpcError):
+            next(replies)
+        release.set()
+        assert [len(r.items) for r in got] == [chunk, chunk]
+        time.sleep(0.2)  # anything in flight on the server lands (or not) by now
+        assert shops(core) == [f"s{i}" for i in range(chunk * 2)]
 
 
 def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(
@@ -231,7 +239,8 @@ def test_a_huge_stream_is_written_as_it_goes_in_bounded_chunks(
     label = "x" * 300  # about 310 bytes a message: four fill a chunk of 1,000 bytes
     requests = (api.message(name=f"b{i}", label=label) for i in range(10))
     replies = list(call(requests, metadata=remote._credentials, timeout=20))
-    assert [len(r.items) for r in replies] == [4, 4, 2]
+    # The empty list before the last chunk is the core checking the client is still there.
+    assert [len(r.items) for r in replies] == [4, 4, 0, 2]
 
 
 def test_an_idle_stream_is_cut_off_and_its_open_chunk_dropped(

@@ -8,7 +8,8 @@ What a caller sees (the client side is `RemoteStore.create_stream`):
 * The server gathers objects into a chunk of `chunk` objects (the call's `chunk` metadata,
   `CHUNK` when absent, at most `MAX_CHUNK`) or `CHUNK_BYTES` bytes, creates the chunk in one
   transaction (`Store.create_many`) and sends back its records, in order, as one list
-  message. When the client ends its stream, the last (short) chunk is created the same way.
+  message. When the client ends its stream, the last (short) chunk is created the same way,
+  its records preceded by an empty list (the check that the client did not cancel, below).
 * A stream creates a prefix of its objects. At a bad object (one that does not parse, names
   an unknown field, holds a value of the wrong type, or that the store refuses), every object
   before it is created and sent back, and it and everything after it are not. The call then
@@ -18,8 +19,8 @@ What a caller sees (the client side is `RemoteStore.create_stream`):
 * A stream the client cancels, or that sends nothing for `IDLE` seconds, ends with the
   objects read since the last chunk dropped: a chunk is written whole or not at all.
 
-Memory is bounded by one chunk: the server reads no further while a chunk is being written,
-and gRPC's flow control holds the client back meanwhile.
+Memory is bounded by one chunk and gRPC's flow-control window: the server reads no further
+while a chunk is being written, and flow control holds the client back meanwhile.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ CHUNK = 500  # objects per transaction when the call does not ask for fewer
 MAX_CHUNK = 5000
 CHUNK_BYTES = 4 << 20  # a chunk is also written once its messages hold this many bytes
 IDLE = 60.0  # seconds a stream may go without sending an object
-END_GRACE = 0.01  # seconds a stream's end waits to be told apart from a cancel (`_cancelled`)
 CHUNK_KEY = "chunk"  # call metadata: objects per chunk
 ITEM_KEY = "xsync-item"  # trailing metadata of a failed stream: the bad item's index
 CREATED_KEY = "xsync-created"  # and how many objects were created before it
@@ -106,8 +106,12 @@ class StreamCreate:
             while True:
                 message = await _next(items, api.model.name, created + len(chunk))
                 ended = message is _END
-                if ended and chunk and await _cancelled(context):
-                    return  # the chunk read so far is not the client's to write
+                if ended and chunk:
+                    # grpcio ends the requests of a call the client cancelled (or whose
+                    # connection broke) as if the client had finished them. Sending on such
+                    # a call fails, and ends this handler before the chunk is written: an
+                    # empty list tells the two apart, whatever the timing.
+                    yield api.plural()
                 bad: _Stop | None = None
                 if not ended:
                     try:
@@ -217,18 +221,3 @@ async def _next(items: AsyncIterator[Message | None], model: str, index: int) ->
             f"{model} stream: no object for {IDLE:g} s after item {index - 1}; "
             "the objects since the last chunk were dropped"
         ) from None
-
-
-async def _cancelled(context: Context) -> bool:
-    """Whether the client cancelled the call whose requests just ended.
-
-    grpcio ends the requests of a cancelled call as if the client had finished them, and
-    marks the call cancelled a moment later, from the same event of the transport: a short
-    wait tells a cancelled stream from a finished one before its last chunk is written.
-    """
-    deadline = asyncio.get_running_loop().time() + END_GRACE
-    while not context.cancelled():
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(0.001)
-    return True
