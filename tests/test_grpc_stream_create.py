@@ -17,8 +17,8 @@ from store_support import SHOP, schema_from_text
 from test_grpc import PASSWORD, USER, Core
 from xsync.grpc import stream_create
 from xsync.grpc.protocol import protocol_for
-from xsync.store import InvalidArgument, Unauthenticated
-from xsync.store.chunks import CreateStreamError
+from xsync.store import InvalidArgument, SqlStore, Unauthenticated, open_store
+from xsync.store.chunks import CreateStreamError, create_in_chunks
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,13 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     running = Core(f"sqlite:///{tmp / 'store.db'}", schema_from_text(tmp, SHOP))
     yield running
     running.close()
+
+
+@pytest.fixture(scope="module")
+def embedded(core: Core, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('embedded') / 'e.db'}", core.schema)
+    yield store
+    store.close()
 
 
 def shops(core: Core) -> list[str]:
@@ -90,6 +97,43 @@ def test_a_stream_creates_exactly_the_items_before_the_first_bad_one(
     assert shops(core) == [f"s{i}" for i in range(bad)]
     field = {"type": "Shop.name", "required": "Shop.name", "feedback": "secret_state"}[kind]
     assert f"item {bad}" in str(caught.value) and field in str(caught.value)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(0, 25),
+    chunk=st.integers(1, 8),
+    bad=st.lists(st.integers(0, 24), max_size=3),
+)
+def test_the_embedded_rule_and_the_core_agree(
+    core: Core, embedded: SqlStore, count: int, chunk: int, bad: list[int]
+) -> None:
+    """`store.chunks.create_in_chunks` (the ORM's, embedded) and `StreamCreate` (the core's)
+    create the same objects and stop at the same item with the same message."""
+    values: list[dict[str, Any]] = [{"name": f"s{i}"} for i in range(count)]
+    for index in bad:
+        if index < count:
+            values[index] = {"rank": index}  # no name: the store refuses it
+
+    def remote() -> list[dict[str, Any]]:
+        return core.client().create_stream("Shop", values, chunk=chunk)
+
+    def local() -> list[dict[str, Any]]:
+        return create_in_chunks(embedded, "Shop", values, actor="user", chunk=chunk)
+
+    outcomes = []
+    for store, create in ((core.store, remote), (embedded, local)):
+        for record in store.query("Shop", deleted=None):
+            store.purge("Shop", record["id"])
+        try:
+            made, error = [r["name"] for r in create()], None
+        except CreateStreamError as exc:
+            made, error = [r["name"] for r in exc.created], (exc.index, str(exc))
+        assert [r["name"] for r in store.query("Shop")] == made
+        outcomes.append((made, error))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_a_bad_item_in_the_middle_names_index_and_field_and_reports_what_was_made(
