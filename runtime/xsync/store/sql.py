@@ -21,6 +21,7 @@ from xprotogen.store_columns import INT32
 
 from .base import (
     Actor,
+    Unavailable,
     Change,
     ChangeKind,
     InvalidArgument,
@@ -31,10 +32,19 @@ from .base import (
     Record,
     StoreError,
 )
+from .changelog import begin_collecting, pending_changes, stop_collecting
 from .filters import conditions, ordering, sort_key_names
 from .leases import SqlLeases, lease_tables
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
 from .migrate import evolve
+from .outcomes import (
+    CheckedOutcome,
+    EngineOutcomeIO,
+    LinkReads,
+    OutcomeIO,
+    SqliteOutcomeIO,
+    apply_outcomes,
+)
 from .model_guard import MODELS_KEY, check_models, model_record
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
 from .values import check_value
@@ -164,9 +174,15 @@ class SqlStore:
             for mt in tables.values()
             if mt.table is not None
         }
+        # A writer reads the row it changes locked on PostgreSQL, where writers run in
+        # parallel: its "what changed" is then computed from the row as it will be written.
+        self._locked_row_stmts = {
+            name: stmt.with_for_update() if self._postgres else stmt
+            for name, stmt in self._row_stmts.items()
+        }
         self._version_stmt = sa.select(self._meta.c.value).where(self._meta.c.key == "core_version")
         self._plans = {mt.name: CreatePlan.of(mt) for mt in tables.values() if mt.table is not None}
-        self._engine_statements = EngineStatements(tables, self._objects, self._changes)
+        self._engine_statements = EngineStatements(tables, self._objects)
         self._sqlite_statements = (
             SqliteStatements(engine.dialect, tables, self._objects, self._changes)
             if engine.dialect.name == "sqlite"
@@ -174,6 +190,8 @@ class SqlStore:
         )
         # On SQLite, creates run on one raw connection kept for them (see `_create_checked`).
         self._raw_writer: tuple[Any, SqliteWrites, Any] | None = None
+        # Compiled statements of `write_outcomes` on SQLite (see `outcomes`), kept between calls.
+        self._outcome_statements: dict[Any, Any] = {}
 
     @property
     def shared_by_runners(self) -> bool:
@@ -243,17 +261,28 @@ class SqlStore:
     # --- transactions -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _write(self, *, failure: type[StoreError] = StoreError) -> Iterator[sa.Connection]:
+        """A write transaction; its change-log rows are inserted last (see `changelog`).
+
+        On PostgreSQL writers of this and other processes run in parallel until their
+        change-log insert; on SQLite one writer at a time holds the database (and, in this
+        process, the lock that keeps threads from waiting on SQLite's busy timeout instead).
+        """
+        lock: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self._postgres else self._write_lock
+        )
         try:
-            with self._write_lock, self._engine.connect() as conn:
+            with lock, self._engine.connect() as conn:
                 conn.execution_options(xsync_write=True)
-                with conn.begin():
-                    if self._postgres:
-                        # Serialises writers in every process, so seq order is commit order.
-                        conn.execute(sa.text(f"LOCK TABLE {CHANGE_TABLE} IN EXCLUSIVE MODE"))
-                    yield conn
+                try:
+                    with conn.begin():
+                        pending = begin_collecting(conn)
+                        yield conn
+                        pending.flush(conn, self._changes, lock=self._postgres)
+                finally:
+                    stop_collecting(conn)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {_reason(exc)}") from None
+            raise failure(f"store write failed: {_reason(exc)}") from None
         self._commit_seen()
 
     def _commit_seen(self) -> None:
@@ -344,9 +373,7 @@ class SqlStore:
         return records
 
     def _log(self, conn: sa.Connection, kind: ChangeKind, model: str, ids: Sequence[int]) -> None:
-        conn.execute(
-            sa.insert(self._changes), [{"kind": kind, "model": model, "object_id": i} for i in ids]
-        )
+        pending_changes(conn).add(kind, model, ids)
 
     # --- the contract -------------------------------------------------------------------
 
@@ -452,7 +479,7 @@ class SqlStore:
         scalars, many = self._checked(mt, values)
         with self._write() as conn:
             leaf = self._locate(conn, mt, id)
-            row = self._row(conn, leaf, id)
+            row = self._row(conn, leaf, id, lock=True)
             current = self._read_many(conn, mt, leaf, [id], names=list(many))
             changed_scalars = {n: v for n, v in scalars.items() if row[n] != v}
             changed_many = {
@@ -482,18 +509,75 @@ class SqlStore:
     def write_outcomes(
         self, writes: Sequence[OutcomeWrite], *, actor: Actor = "synchronizer"
     ) -> list[StoreError | None]:
-        # First version: one update per item (the contract holds; one transaction comes next).
-        results: list[StoreError | None] = []
-        for w in writes:
+        """Save each item as `update` would, all in one transaction (see `outcomes`)."""
+        results: list[StoreError | None] = [None] * len(writes)
+        items: list[CheckedOutcome] = []
+        for index, w in enumerate(writes):
             try:
-                self.update(w.model, w.id, w.values, actor=actor, update_fields=list(w.values))
-            except STORE_DOWN:
-                raise
+                items.append(self._checked_outcome(index, w, actor))
             except StoreError as exc:
-                results.append(exc)
-            else:
-                results.append(None)
+                results[index] = exc
+        if not items:
+            return results
+        if self._sqlite_statements is None:
+            with self._write(failure=Unavailable) as conn:
+                io = EngineOutcomeIO(
+                    conn, EngineWrites(conn, self._engine_statements), self._objects
+                )
+                self._apply_outcomes(io, items, actor, results)
+            return results
+        with self._write_lock:
+            sqlite_writes, cursor = self._sqlite_writer()
+            io2 = SqliteOutcomeIO(
+                cursor,
+                sqlite_writes,
+                self._sqlite_statements,
+                self._engine.dialect,
+                self._outcome_statements,
+            )
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    self._apply_outcomes(io2, items, actor, results)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    _rollback(cursor)
+                    raise
+            except sqlite3.Error as exc:
+                raise Unavailable(f"store write failed: {_first_line(exc)}") from None
+        self._commit_seen()
         return results
+
+    def _checked_outcome(self, index: int, w: OutcomeWrite, actor: Actor) -> CheckedOutcome:
+        """The checks `update` makes before its transaction, on one item."""
+        mt = self._model(w.model)
+        _check_id(mt, w.id)
+        _check_actor(actor)
+        values = w.values
+        if not isinstance(values, Mapping):
+            raise InvalidArgument(f"{mt.name} values must be a mapping, got {values!r:.60}")
+        if values.get("id") not in (None, w.id):
+            raise InvalidArgument(f"{mt.name}.id cannot change (from {w.id} to {values['id']!r})")
+        wanted = self._column_names(mt, list(values))
+        scalars, many = self._checked(mt, {k: v for k, v in values.items() if k in wanted})
+        return CheckedOutcome(index, mt, w.id, scalars, many)
+
+    def _apply_outcomes(
+        self,
+        io: OutcomeIO,
+        items: list[CheckedOutcome],
+        actor: Actor,
+        results: list[StoreError | None],
+    ) -> None:
+        apply_outcomes(
+            io,
+            items,
+            self._tables,
+            actor=actor,
+            clock=self._clock,
+            check_links=self._check_links,
+            results=results,
+        )
 
     def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
         """Soft delete, cascading through required links to live, unprotected objects."""
@@ -502,7 +586,7 @@ class SqlStore:
         _check_actor(actor)
         with self._write() as conn:
             leaf = self._locate(conn, mt, id)
-            row = self._row(conn, leaf, id)
+            row = self._row(conn, leaf, id, lock=True)
             if row["deleted"] or row["write_protect"]:
                 return
             self._soft_delete(conn, leaf, [id])
@@ -592,8 +676,11 @@ class SqlStore:
             raise NotFound(f"{mt.name} {id} does not exist")
         return leaf
 
-    def _row(self, conn: sa.Connection, leaf: ModelTable, id: int) -> dict[str, Any]:
-        found = conn.execute(self._row_stmts[leaf.name], {"oid": id}).one_or_none()
+    def _row(
+        self, conn: sa.Connection, leaf: ModelTable, id: int, *, lock: bool = False
+    ) -> dict[str, Any]:
+        stmts = self._locked_row_stmts if lock else self._row_stmts
+        found = conn.execute(stmts[leaf.name], {"oid": id}).one_or_none()
         if found is None:
             raise NotFound(f"{leaf.name} {id} does not exist")
         return dict(found._mapping)
@@ -628,7 +715,7 @@ class SqlStore:
 
     def _check_links(
         self,
-        writes: Writes,
+        writes: LinkReads,
         mt: ModelTable,
         scalars: Mapping[str, Any],
         many: Mapping[str, list[int]],
@@ -642,7 +729,7 @@ class SqlStore:
                 self._check_target(writes, mt, name, mt.many[name].peer, target)
 
     def _check_target(
-        self, writes: Writes, mt: ModelTable, field: str, peer: str, target: int
+        self, writes: LinkReads, mt: ModelTable, field: str, peer: str, target: int
     ) -> None:
         peer_mt = self._tables.get(peer)
         if peer_mt is None:

@@ -22,6 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from xprotogen.options import NowDefault
 
 from .base import ChangeKind
+from .changelog import pending_changes
 from .tables import ModelTable
 
 
@@ -83,17 +84,17 @@ class CreatePlan:
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
+class Compiled:
     sql: str
     keys: tuple[str, ...]  # the row keys, in the order of the statement's `?` markers
 
 
-def _compile(stmt: sa.ClauseElement, dialect: sa.Dialect) -> _Compiled:
+def compile_statement(stmt: sa.ClauseElement, dialect: sa.Dialect) -> Compiled:
     compiled = stmt.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     keys = compiled.positiontup
     assert keys is not None, "the SQLite dialect uses positional parameters"
-    return _Compiled(str(compiled), tuple(keys))
+    return Compiled(str(compiled), tuple(keys))
 
 
 class SqliteStatements:
@@ -106,11 +107,13 @@ class SqliteStatements:
         objects: sa.Table,
         changes: sa.Table,
     ) -> None:
-        self.new_object = _compile(sa.insert(objects).values(model=sa.bindparam("model")), dialect)
-        self.locate = _compile(
+        self.new_object = compile_statement(
+            sa.insert(objects).values(model=sa.bindparam("model")), dialect
+        )
+        self.locate = compile_statement(
             sa.select(objects.c.model).where(objects.c.id == sa.bindparam("id")), dialect
         )
-        self.log = _compile(
+        self.log = compile_statement(
             sa.insert(changes).values(
                 kind=sa.bindparam("kind"),
                 model=sa.bindparam("model"),
@@ -118,22 +121,22 @@ class SqliteStatements:
             ),
             dialect,
         )
-        self.insert: dict[str, _Compiled] = {}
-        self.deleted: dict[str, _Compiled] = {}
-        self.links: dict[tuple[str, str], _Compiled] = {}
+        self.insert: dict[str, Compiled] = {}
+        self.deleted: dict[str, Compiled] = {}
+        self.links: dict[tuple[str, str], Compiled] = {}
         for mt in tables.values():
             t = mt.table
             if t is None:
                 continue
             names = ["id", *mt.columns]
-            self.insert[mt.name] = _compile(
+            self.insert[mt.name] = compile_statement(
                 sa.insert(t).values({n: sa.bindparam(n) for n in names}), dialect
             )
-            self.deleted[mt.name] = _compile(
+            self.deleted[mt.name] = compile_statement(
                 sa.select(t.c.deleted).where(t.c.id == sa.bindparam("id")), dialect
             )
             for name, spec in mt.many.items():
-                self.links[(mt.name, name)] = _compile(
+                self.links[(mt.name, name)] = compile_statement(
                     sa.insert(spec.table).values(
                         src_id=sa.bindparam("src_id"), dst_id=sa.bindparam("dst_id")
                     ),
@@ -179,10 +182,9 @@ class EngineStatements:
     """The statements `EngineWrites` runs, built once per store (building one costs more
     than running it)."""
 
-    def __init__(self, tables: dict[str, ModelTable], objects: sa.Table, changes: sa.Table) -> None:
+    def __init__(self, tables: dict[str, ModelTable], objects: sa.Table) -> None:
         self.new_object = sa.insert(objects)
         self.locate = sa.select(objects.c.model).where(objects.c.id == sa.bindparam("oid"))
-        self.log = sa.insert(changes)
         self.insert: dict[str, sa.Insert] = {}
         self.deleted: dict[str, sa.Select[Any]] = {}
         self.links: dict[tuple[str, str], sa.Insert] = {}
@@ -227,6 +229,5 @@ class EngineWrites:
             )
 
     def log(self, kind: ChangeKind, model: str, ids: Sequence[int]) -> None:
-        self._conn.execute(
-            self._s.log, [{"kind": kind, "model": model, "object_id": i} for i in ids]
-        )
+        # Inserted at the end of the transaction, after the change-log lock (see `changelog`).
+        pending_changes(self._conn).add(kind, model, ids)
