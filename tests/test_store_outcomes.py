@@ -8,16 +8,20 @@ longer queue on one lock while Watch still sees every change once, in order.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import grpc
 import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from core_support import LiveCore, credentials
 from pg import fresh_schema
 from store_support import SHOP, open_at, schema_from_text, shop, store_url  # noqa: F401  (fixtures)
 from xprotogen.schema import Schema
@@ -91,7 +95,7 @@ def last_seq(store: SqlStore) -> int:
     return found[-1].seq if found else 0
 
 
-def populate(store: SqlStore, shops: int, purged: int) -> dict[str, list[int]]:
+def populate(store: Any, shops: int, purged: int) -> dict[str, list[int]]:
     """The same objects in every store given the same arguments (ids come in order)."""
     shop_ids = [store.create("Shop", {"name": f"s{i}"})["id"] for i in range(shops)]
     tags = [store.create("Tag", {"name": f"t{i}"})["id"] for i in range(2)]
@@ -126,7 +130,7 @@ FIELDS = {
     "Tag": {"name"},
 }
 COMMON = {"backend_status", "backend_code", "enacted", "backend_need_delete", "deleted"}
-BAD = {
+BAD: dict[str, dict[str, Any]] = {
     "foreign": {},
     "unknown field": {"nope": 1},
     "too long": {"backend_status": "x" * 1030},
@@ -352,12 +356,12 @@ def test_pg_writers_do_not_wait_for_each_others_whole_transaction(
     # Another session holds object x's row: a writer of x waits inside its transaction.
     with psycopg.connect(url) as holder:
         holder.execute("UPDATE shop SET rank = 7 WHERE id = %s", (x,))
-        waiting = threading.Thread(
-            target=lambda: (
-                first.write_outcomes([OutcomeWrite("Shop", x, {"backend_code": 1})]),
-                blocked_done.set(),
-            )
-        )
+
+        def blocked() -> None:
+            first.write_outcomes([OutcomeWrite("Shop", x, {"backend_code": 1})])
+            blocked_done.set()
+
+        waiting = threading.Thread(target=blocked)
         waiting.start()
         time.sleep(0.3)  # the first writer is now inside its transaction, waiting for the row
         passing = threading.Thread(target=others)
@@ -469,3 +473,174 @@ def test_pg_watch_sees_every_change_once_in_order_with_writers_in_parallel(
     everything = first.changes(start)
     assert [c.seq for c in watched] == sorted({c.seq for c in watched})  # once each, in order
     assert watched == everything  # and none skipped
+
+
+# --- over gRPC: the core's server on loopback ------------------------------------------------
+
+
+class _Counter(grpc.UnaryUnaryClientInterceptor):
+    """Counts the calls a client makes, by method."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.calls.append(details.method)
+        return continuation(details, request)
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCore]:
+    """The core's gRPC server (`xsync core`'s `serve`) on loopback, over a SQLite store."""
+    live = LiveCore(tmp_path_factory.mktemp("core"))
+    try:
+        yield live
+    finally:
+        live.close()
+
+
+def remote(core: LiveCore, tmp_path: Path, username: str = "hello-sync") -> Any:
+    """A client of the core whose calls are counted (`client.counter.calls`)."""
+    client = core.client(username)
+    counter = _Counter()
+    client._channel = grpc.intercept_channel(client._channel, counter)
+    client.counter = counter  # type: ignore[attr-defined]
+    return client
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    shops=st.integers(1, 2),
+    purged=st.integers(0, 1),
+    raw=st.lists(ITEM, min_size=1, max_size=10),
+    actor=st.sampled_from(["synchronizer", "policy", "user"]),
+)
+def test_over_grpc_a_batch_is_one_call_with_the_local_results(
+    core: LiveCore,
+    tmp_path: Path,
+    shops: int,
+    purged: int,
+    raw: list[tuple[str, int, dict[str, Any], str | None]],
+    actor: Any,
+) -> None:
+    client = remote(core, tmp_path, "root")  # an admin may write as any actor
+    local = open_store("sqlite://", core.schema)
+    try:
+        objects = populate(client, shops, purged)
+        twin_objects = populate(local, shops, purged)
+        local_writes = build(twin_objects, raw)
+        writes = build(objects, raw)
+        before = len(client.counter.calls)
+        got = client.write_outcomes(writes, actor=actor)
+        assert client.counter.calls[before:] == ["/xsync.Outcomes/Write"]
+        expected = local.write_outcomes(local_writes, actor=actor)
+        assert [type(r) for r in got] == [type(r) for r in expected]
+        # Messages name ids, which differ between the two stores; the rest must agree.
+        assert [re.sub(r"\d+", "#", str(r)) for r in got] == [
+            re.sub(r"\d+", "#", str(r)) for r in expected
+        ]
+    finally:
+        local.close()
+        client.close()
+
+
+def test_over_grpc_values_round_trip_exactly(core: LiveCore, tmp_path: Path) -> None:
+    client = remote(core, tmp_path)
+    try:
+        a = client.create("Shop", {"name": "exact"})["id"]
+        tags = [client.create("Tag", {"name": f"t{i}"})["id"] for i in range(3)]
+        shelf = client.create("Shelf", {"name": "s", "shop_id": a})["id"]
+        values = {
+            "ratio": 0.1 + 0.2,
+            "enacted": 1.7e9 + 1e-6,
+            "big": 2**62 + 1,
+            "rank": -7,
+            "open": False,
+            "opened_at": None,
+            "label": 'naïve ☃ \u2028 "quoted"',
+            "backend_status": "",
+        }
+        results = client.write_outcomes(
+            [
+                OutcomeWrite("Shop", a, values),
+                OutcomeWrite("Shelf", shelf, {"tags_ids": (tags[2], tags[0])}),
+            ]
+        )
+        assert results == [None, None]
+        row = client.get("Shop", a)
+        for key, value in values.items():
+            assert row[key] == value and type(row[key]) is type(value), key
+        assert client.get("Shelf", shelf)["tags_ids"] == [tags[0], tags[2]]
+        # A value JSON cannot carry is refused in its slot, naming the field; the rest saved.
+        results = client.write_outcomes(
+            [
+                OutcomeWrite("Shop", a, {"label": {"not": "a value"}}),
+                OutcomeWrite("Shop", a, {"backend_code": 3}),
+            ]
+        )
+        assert isinstance(results[0], InvalidArgument) and "Shop.label" in str(results[0])
+        assert results[1] is None and client.get("Shop", a)["backend_code"] == 3
+    finally:
+        client.close()
+
+
+def test_over_grpc_the_core_refuses_bad_values_naming_the_field(
+    core: LiveCore, tmp_path: Path
+) -> None:
+    channel = grpc.insecure_channel(core.server.endpoint)
+    call: Any = channel.unary_unary("/xsync.Outcomes/Write")
+    metadata = (*credentials("hello-sync"), ("actor", "synchronizer"))
+    try:
+        for body, named in [
+            ({"writes": [["Shop", 1, {"rank": {"deep": 1}}]]}, "outcomes item 0 (Shop.rank)"),
+            ({"writes": [["Shop", 1, {"name": [1, 2]}]]}, "outcomes item 0 (Shop.name)"),
+            ({"writes": [["Shop", 1, {"tags_ids": ["x"]}]]}, "outcomes item 0 (Shop.tags_ids)"),
+            ({"writes": [["Shop", "one", {}]]}, "outcomes item 0"),
+            ({"items": []}, "'writes' list"),
+        ]:
+            with pytest.raises(grpc.RpcError) as caught:
+                call(json.dumps(body).encode(), metadata=metadata, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert named in str(caught.value.details())
+    finally:
+        channel.close()
+
+
+def test_over_grpc_rights_are_those_of_an_update(core: LiveCore, tmp_path: Path) -> None:
+    sync, user = remote(core, tmp_path), remote(core, tmp_path, "alice")
+    try:
+        a = sync.create("Shop", {"name": "rights"})["id"]
+        with pytest.raises(PermissionDenied, match="may not write as synchronizer"):
+            user.write_outcomes([OutcomeWrite("Shop", a, {"backend_code": 1})])
+        results = user.write_outcomes(
+            [
+                OutcomeWrite("Shop", a, {"backend_status": "mine"}),
+                OutcomeWrite("Shop", a, {"name": "renamed"}),
+                OutcomeWrite("Shop", 10**6, {"name": "x"}),
+            ],
+            actor="user",
+        )
+        assert isinstance(results[0], PermissionDenied) and "feedback state" in str(results[0])
+        assert results[1] is None
+        assert isinstance(results[2], NotFound)  # a per-item NotFound, not a failed call
+        assert sync.get("Shop", a)["name"] == "renamed"
+    finally:
+        sync.close()
+        user.close()
+
+
+def test_over_grpc_a_large_batch_is_sent_in_few_calls(core: LiveCore, tmp_path: Path) -> None:
+    client = remote(core, tmp_path)
+    try:
+        made = client.create_many("Shop", [{"name": f"s{i}"} for i in range(1200)])
+        writes = [OutcomeWrite("Shop", r["id"], {"backend_code": 9}) for r in made] * 10
+        before = len(client.counter.calls)
+        assert client.write_outcomes(writes) == [None] * len(writes)
+        assert client.counter.calls[before:] == ["/xsync.Outcomes/Write"] * 2  # 12,000 items
+        assert {r["backend_code"] for r in client.query("Shop", filters={"name": "s7"})} == {9}
+    finally:
+        client.close()

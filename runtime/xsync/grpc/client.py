@@ -31,6 +31,12 @@ from ..store.chunks import CreateStreamError, created_text
 from .auth import ACTOR_KEY, credentials_metadata
 from .convert import fill_message, read_record
 from .leases import RemoteLeases
+from .outcomes import MAX_ITEMS as OUTCOME_MAX_ITEMS
+from .outcomes import PATH as OUTCOMES_PATH
+from .outcomes import decode_reply as decode_outcomes_reply
+from .outcomes import encode_request as encode_outcomes
+from .outcomes import item_size as outcome_item_size
+from .outcomes import portable
 from .leases import decode_reply as decode_lease_reply
 from .leases import encode as encode_lease
 from .leases import path as lease_path
@@ -384,18 +390,54 @@ class RemoteStore:
     def write_outcomes(
         self, writes: Sequence[OutcomeWrite], *, actor: Actor = "synchronizer"
     ) -> list[StoreError | None]:
-        # First version: one update per item (the contract holds; one transaction comes next).
-        results: list[StoreError | None] = []
-        for w in writes:
+        """One call per batch (a batch past the core's limits is sent in a few)."""
+        results: list[StoreError | None] = [None] * len(writes)
+        sendable: list[tuple[int, OutcomeWrite]] = []
+        for index, w in enumerate(writes):
             try:
-                self.update(w.model, w.id, w.values, actor=actor, update_fields=list(w.values))
-            except STORE_DOWN:
-                raise
+                sendable.append((index, portable(w)))
             except StoreError as exc:
-                results.append(exc)
-            else:
-                results.append(None)
+                results[index] = exc
+        for chunk in self._outcome_chunks(sendable):
+            replies = self._outcome_call([w for _, w in chunk], actor)
+            for (index, _), reply in zip(chunk, replies, strict=True):
+                results[index] = reply
         return results
+
+    def _outcome_chunks(
+        self, items: list[tuple[int, OutcomeWrite]]
+    ) -> Iterator[list[tuple[int, OutcomeWrite]]]:
+        budget = self._message_limit - _ENVELOPE
+        chunk: list[tuple[int, OutcomeWrite]] = []
+        size = 0
+        for item in items:
+            grows = outcome_item_size(item[1])
+            if chunk and (len(chunk) >= OUTCOME_MAX_ITEMS or size + grows > budget):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(item)
+            size += grows
+        if chunk:
+            yield chunk
+
+    def _outcome_call(self, writes: list[OutcomeWrite], actor: Actor) -> list[StoreError | None]:
+        call = self._calls.get(OUTCOMES_PATH)
+        if call is None:
+            call = self._calls[OUTCOMES_PATH] = self._channel.unary_unary(
+                OUTCOMES_PATH,
+                request_serializer=encode_outcomes,
+                response_deserializer=decode_outcomes_reply,
+            )
+        try:
+            reply = call(
+                writes, metadata=(*self._credentials, (ACTOR_KEY, actor)), timeout=self._timeout
+            )
+        except grpc.RpcError as exc:
+            raise _store_error(exc, self) from None
+        found = reply.get("value")
+        if not isinstance(found, list) or len(found) != len(writes):
+            raise StoreError(f"core at {self.endpoint} answered outcomes with a malformed reply")
+        return [None if r is None else _outcome_error(r) for r in found]
 
     def delete(self, model: str, id: int, *, actor: Actor = "user") -> None:
         api = self._api(model)
@@ -534,3 +576,13 @@ def _why_unreachable(code: grpc.StatusCode, details: str | None, remote: RemoteS
     if "Connection refused" in details:
         return "connection refused (is `xsync core` running there?)"
     return last
+
+
+def _outcome_error(reply: Any) -> StoreError:
+    """One item's error as the core raised it (its gRPC status name and message)."""
+    name, message = reply
+    try:
+        code = grpc.StatusCode[name]
+    except KeyError:
+        return StoreError(str(message))
+    return ERROR_OF.get(code, StoreError)(str(message))

@@ -35,6 +35,7 @@ from xprotogen.schema import Schema
 
 from ..accounts import Account, AccountBook, plain_account
 from . import leases as lease_rpc
+from . import outcomes as outcome_rpc
 from ..login_throttle import LoginThrottle, TooManyAttempts, grpc_peer_address, login
 from ..store.base import (
     Actor,
@@ -509,6 +510,11 @@ class _Handlers:
             out[f"/{service}/GetVersion"] = _Method(
                 _guarded(self._on_pool(self._version)), self.empty_class.FromString, streams=False
             )
+        out[outcome_rpc.PATH] = _Method(
+            _guarded(self._on_pool(self._outcomes)),
+            bytes,  # decoded in `_outcomes`, so a bad value is refused naming its field
+            streams=False,
+        )
         for method, writes in lease_rpc.METHODS.items():
             out[lease_rpc.path(method)] = _Method(
                 _guarded(self._on_pool(self._lease(method, writes))),
@@ -526,6 +532,25 @@ class _Handlers:
 
         lease_call.__name__ = f"lease_{method.lower()}"
         return lease_call
+
+    def _outcomes(self, request: bytes, account: Account, actor: Actor) -> bytes:
+        _may_write(account, actor)
+        writes = outcome_rpc.decode_request(request)
+        results: list[StoreError | None] = [None] * len(writes)
+        passed: list[int] = []
+        for index, w in enumerate(writes):
+            api = self.protocol.models.get(w.model)
+            try:
+                if api is not None:
+                    _refuse_reverse(api, dict(w.values))
+            except StoreError as exc:
+                results[index] = exc
+            else:
+                passed.append(index)
+        saved = self.store.write_outcomes([writes[i] for i in passed], actor=actor)
+        for index, result in zip(passed, saved, strict=True):
+            results[index] = result
+        return outcome_rpc.encode_reply(results, STATUS_OF)
 
     def _on_pool(self, work: Callable[[Any, Account, Actor], Message | bytes]) -> Behaviour:
         async def behaviour(request: Any, context: Context, account: Account) -> Any:

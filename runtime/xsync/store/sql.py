@@ -1,9 +1,10 @@
 """`SqlStore`: the Store contract over SQLite or PostgreSQL, with SQLAlchemy Core.
 
-Every write is one transaction that also appends to the change log. Writers are serialised
-(an in-process lock, then SQLite's write lock or a table lock on PostgreSQL) so that change
-sequence numbers are handed out in commit order: a reader that has seen `seq = n` has seen
-every change up to `n`, which is what lets `changes()` deliver each change exactly once.
+Every write is one transaction that also appends to the change log. Change sequence numbers
+are handed out in commit order: a reader that has seen `seq = n` has seen every change up to
+`n`, which is what lets `changes()` deliver each change exactly once. On SQLite writers are
+serialised (an in-process lock, then SQLite's write lock); on PostgreSQL they run in parallel
+and only the change-log insert and the commit are serialised, by a table lock (`changelog`).
 """
 
 from __future__ import annotations
