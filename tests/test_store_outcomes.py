@@ -262,13 +262,13 @@ def _refuse_boom(store_url: str, table: str, column: str) -> None:
         conn.commit()
         conn.close()
         return
-    with psycopg.connect(store_url) as conn:
-        conn.execute(
+    with psycopg.connect(store_url) as pg:
+        pg.execute(
             "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"IF NEW.{column} = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; "
             "RETURN NEW; END $$"
         )
-        conn.execute(
+        pg.execute(
             f"CREATE TRIGGER refuse_boom BEFORE UPDATE OR INSERT ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
         )
