@@ -555,7 +555,7 @@ class SqlStore:
         _check_id(mt, w.id)
         _check_actor(actor)
         values = w.values
-        if not isinstance(values, Mapping):
+        if not isinstance(values, dict) and not isinstance(values, Mapping):
             raise InvalidArgument(f"{mt.name} values must be a mapping, got {values!r:.60}")
         if values.get("id") not in (None, w.id):
             raise InvalidArgument(f"{mt.name}.id cannot change (from {w.id} to {values['id']!r})")

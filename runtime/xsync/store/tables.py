@@ -82,10 +82,11 @@ class ModelTable:
     # This model and every model derived from it that has a table: where its objects live.
     concrete: list[ModelTable] = field(default_factory=list)
     _feedback: frozenset[str] | None = field(default=None, init=False, repr=False)
+    # The model's name, kept as a plain attribute: writes ask for it several times per object.
+    name: str = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.model.name
+    def __post_init__(self) -> None:
+        self.name = self.model.name
 
     def accepts(self, name: str) -> bool:
         return name in self.columns or name in self.many
