@@ -538,9 +538,8 @@ def test_loader_finds_direct_and_indirect_steps_and_skips_bases_and_test_files(
 # --- a step call over its time limit -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [1, 3])
 def test_a_call_over_its_limit_is_taken_over_and_its_late_return_changes_nothing(
-    cloud: Cloud, workers: int
+    cloud: Cloud,
 ) -> None:
     slow = cloud.make("Region", name="slow")
     waiting = cloud.make("Cluster", name="c", region_id=slow)
@@ -554,7 +553,8 @@ def test_a_call_over_its_limit_is_taken_over_and_its_late_return_changes_nothing
             returned.set()
 
     SCRIPT.during = during
-    engine = cloud.engine(max_workers=workers, step_timeout=0.3)
+    # One worker: the pass can only go on if the stuck worker is replaced.
+    engine = cloud.engine(max_workers=1, step_timeout=0.3)
     report = engine.run_pass()
     # The pass did not wait for the call: its workers went on without it.
     assert not returned.is_set()
