@@ -569,3 +569,36 @@ def test_a_call_over_its_limit_is_taken_over_and_its_late_return_changes_nothing
     row = cloud.row("Region", slow)
     assert row["backend_code"] == 2 and "timed out after 0.3 s" in row["backend_status"]
     assert row["enacted"] is None
+
+
+def test_the_planner_reads_objects_that_are_not_pending_in_bulk(cloud: Cloud) -> None:
+    region = cloud.make("Region", name="r")
+    clusters = [cloud.make("Cluster", name=f"c{i}", region_id=region) for i in range(30)]
+    cloud.engine().run_pass()
+    # Pending: the region (changed again) and new machines on clusters that are in sync.
+    cloud.store.update("Region", region, {"name": "r2"})
+    machines = [cloud.make("Machine", name=f"m{i}", cluster_id=c) for i, c in enumerate(clusters)]
+    SCRIPT.__init__()  # type: ignore[misc]
+    reads: list[str] = []
+    store = cloud.store
+    real_get, real_query = store.get, store.query
+
+    def get(model: str, id: int, **kwargs: Any) -> Any:
+        reads.append(f"get {model}")
+        return real_get(model, id, **kwargs)
+
+    def query(model: str, **kwargs: Any) -> Any:
+        reads.append(f"query {model}")
+        return real_query(model, **kwargs)
+
+    store.get, store.query = get, query  # type: ignore[method-assign]
+    try:
+        report = cloud.engine().run_pass()
+    finally:
+        store.get, store.query = real_get, real_query  # type: ignore[method-assign]
+    assert all(report.outcomes[("Machine", m)] is Outcome.SYNCED for m in machines)
+    order = SCRIPT.synced()
+    # Each machine waited for the region, through its cluster, which was not pending.
+    assert all(order.index(("Region", region)) < order.index(("Machine", m)) for m in machines)
+    # The 30 clusters were read in one query, not one read each.
+    assert reads.count("query Cluster") == 1 and not any(r.startswith("get") for r in reads)

@@ -46,6 +46,8 @@ DEFAULT_OUTCOME_BATCH = 500
 DEFAULT_OUTCOME_SECONDS = 0.2
 # Ready objects prepared (claimed, marked) in one round trip, at least `max_workers`.
 PREPARE_BATCH = 64
+# Ids per query when the planner reads objects that are not pending (see `_resolver`).
+RESOLVE_CHUNK = 500
 
 
 class RecordView:
@@ -197,7 +199,7 @@ class SyncEngine:
         key_of_id = {key[1]: key for key in work}
         items = [self._plan_item(key, w, now, report, key_of_id) for key, w in work.items()]
         self._publish_queue(work, items)
-        resolve = None if deletion else self._resolver({w.model for w in work.values()})
+        resolve = None if deletion else self._resolver(items)
         plan = plan_sync(items, deletion=deletion, resolve=resolve)
         run_one = self._delete_one if deletion else self._sync_one
         self._outcomes = self._new_buffer()
@@ -401,20 +403,50 @@ class SyncEngine:
         del self._abandoned[key]
         return False
 
-    def _resolver(self, pending_models: set[str]) -> Callable[[Key], Sequence[Key] | None]:
-        """Links of objects that are not pending, read only where they can lead to pending ones."""
-        worth = self._reaches.models_reaching(pending_models)
+    def _resolver(self, items: Sequence[PlanItem]) -> Callable[[Key], Sequence[Key] | None]:
+        """Links of objects that are not pending, read only where they can lead to pending ones.
 
-        def resolve(key: Key) -> Sequence[Key] | None:
-            if key[0] not in worth:
-                return None
-            try:
-                record = self.store.get(key[0], key[1])
-            except StoreError:
-                return None
-            return self.links.links_of(key[0], record.get)
+        They are read before planning, a level at a time (the objects pending ones link to,
+        then the ones those link to, ...), one query per model and chunk of ids: never one
+        query per object.
+        """
+        pending = {item.key for item in items}
+        worth = self._reaches.models_reaching({key[0] for key in pending})
+        known: dict[Key, Sequence[Key] | None] = {}
 
-        return resolve
+        def wanted(links: Sequence[Key]) -> set[Key]:
+            return {k for k in links if k[0] in worth and k not in pending and k not in known}
+
+        level = wanted([link for item in items for link in item.links])
+        while level:
+            by_model: dict[str, list[int]] = {}
+            for model, id in sorted(level):
+                by_model.setdefault(model, []).append(id)
+            found: list[Key] = []
+            for model, ids in by_model.items():
+                for start in range(0, len(ids), RESOLVE_CHUNK):
+                    chunk = ids[start : start + RESOLVE_CHUNK]
+                    records = self._read_links(model, chunk)
+                    for id in chunk:
+                        record = records.get(id)
+                        links = None if record is None else self.links.links_of(model, record.get)
+                        known[(model, id)] = links
+                        found.extend(links or ())
+            level = wanted(found)
+        return lambda key: known.get(key) if key[0] in worth else None
+
+    def _read_links(self, model: str, ids: list[int]) -> dict[int, Record]:
+        """The live objects of `model` with these ids (none when the store cannot say)."""
+        try:
+            return {r["id"]: r for r in self.store.query(model, filters={"id__in": ids})}
+        except STORE_DOWN as exc:
+            self._store_down(exc)
+        except StoreError as exc:
+            self.log.warning(
+                "reading linked objects failed",
+                extra={"model": model, "error": exception_message(exc)},
+            )
+        return {}
 
     # --- one object ------------------------------------------------------------------
 
