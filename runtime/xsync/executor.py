@@ -241,10 +241,23 @@ class _Run:
     def _work(self) -> None:
         # Waits are bounded: a stop request and a buffer growing old do not notify.
         bounded = self.stop is not None or self.settle is not None
+        done: tuple[Key, Outcome] | None = None
         while True:
             settle_now = False
+            # One pass through the lock both settles the object just run and takes the next:
+            # with quick steps, the lock is what the workers contend for.
             with self.lock:
-                while True:
+                if done is not None:
+                    self.running -= 1
+                    before = len(self.ready)
+                    self._finish(*done)
+                    done = None
+                    released = len(self.ready) - before
+                    if released > 1:
+                        # This worker takes one of them itself.
+                        self.wakeup.notify(released - 1)
+                    settle_now = self._may_settle(urgent=False)
+                while not settle_now:
                     if self.unfinished == 0 or self._stopping():
                         self.wakeup.notify_all()
                         return
@@ -262,18 +275,7 @@ class _Run:
                 continue
             if self.prepare is not None and key not in self.prepared and not self._prepared(key):
                 continue
-            outcome = self._run_guarded(key)
-            with self.lock:
-                self.running -= 1
-                before = len(self.ready)
-                self._finish(key, outcome)
-                if len(self.ready) > before + 1 or self.unfinished == 0:
-                    self.wakeup.notify_all()
-                elif len(self.ready) > before:
-                    self.wakeup.notify()
-                settle_now = self._may_settle(urgent=False)
-            if settle_now:
-                self._settle()
+            done = (key, self._run_guarded(key))
 
     def _may_settle(self, *, urgent: bool) -> bool:
         """Whether this worker should save the buffered outcomes now (lock held); if so, it
