@@ -17,7 +17,7 @@ metrics all use, so that they always agree:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -123,6 +123,8 @@ class BackendRegister:
     """A parsed `backend_register`; anything unreadable (the model default is "{}") is empty."""
 
     data: Mapping[str, Any]
+    # `sync`, worked out once (the planner and a success both ask).
+    _sync: Register | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: object) -> BackendRegister:
@@ -139,7 +141,10 @@ class BackendRegister:
 
     @property
     def sync(self) -> Register:
-        return _register_from(self.data)
+        if self._sync is None:
+            object.__setattr__(self, "_sync", _register_from(self.data))
+        assert self._sync is not None
+        return self._sync
 
     @property
     def policy(self) -> Register:

@@ -62,6 +62,7 @@ from .writes import (
 
 POLL_SECONDS = 0.1  # how soon a waiting reader notices another process's commit without a watch
 WATCHED_SECONDS = 2.0  # the same with a live watch (`wakeup`): a safety net only
+_NAMES_KEPT = 256  # column sets of write_outcomes remembered (see `_checked_outcome`)
 _ID_CHUNK = 500  # ids per IN (...) when reading many-to-many rows, under SQLite's variable limit
 # Written only by the store itself; a writer's value for them is ignored, as XOS ignores it.
 _READ_ONLY = frozenset({"id", "created", "updated", "leaf_model_name"})
@@ -193,6 +194,7 @@ class SqlStore:
         self._raw_writer: tuple[Any, SqliteWrites, Any] | None = None
         # Compiled statements of `write_outcomes` on SQLite (see `outcomes`), kept between calls.
         self._outcome_statements: dict[Any, Any] = {}
+        self._outcome_names: dict[tuple[str, tuple[str, ...]], set[str]] = {}
 
     @property
     def shared_by_runners(self) -> bool:
@@ -559,7 +561,13 @@ class SqlStore:
             raise InvalidArgument(f"{mt.name} values must be a mapping, got {values!r:.60}")
         if values.get("id") not in (None, w.id):
             raise InvalidArgument(f"{mt.name}.id cannot change (from {w.id} to {values['id']!r})")
-        wanted = self._column_names(mt, list(values))
+        names = (mt.name, tuple(values))
+        wanted = self._outcome_names.get(names)
+        if wanted is None:
+            wanted = self._column_names(mt, names[1])
+            if len(self._outcome_names) < _NAMES_KEPT:
+                # The engine writes a handful of column sets: each is worked out once.
+                self._outcome_names[names] = wanted
         scalars, many = self._checked(mt, {k: v for k, v in values.items() if k in wanted})
         return CheckedOutcome(index, mt, w.id, scalars, many)
 
