@@ -602,3 +602,36 @@ def test_the_planner_reads_objects_that_are_not_pending_in_bulk(cloud: Cloud) ->
     assert all(order.index(("Region", region)) < order.index(("Machine", m)) for m in machines)
     # The 30 clusters were read in one query, not one read each.
     assert reads.count("query Cluster") == 1 and not any(r.startswith("get") for r in reads)
+
+
+def test_slow_steps_get_every_worker_and_quick_ones_one_thread(cloud: Cloud) -> None:
+    regions = [cloud.make("Region", name=f"r{i}") for i in range(12)]
+    lock = threading.Lock()
+    running: set[int] = set()
+    most: list[int] = [0]
+    threads: set[int] = set()
+
+    def during(action: str, obj: Any) -> None:
+        with lock:
+            running.add(obj.id)
+            most[0] = max(most[0], len(running))
+            threads.add(threading.get_ident())
+        time.sleep(0.05)  # a step waiting on a backend
+        with lock:
+            running.discard(obj.id)
+
+    SCRIPT.during = during
+    started = time.monotonic()
+    report = cloud.engine(max_workers=4).run_pass()
+    assert all(report.outcomes[("Region", r)] is Outcome.SYNCED for r in regions)
+    # Four at a time once the first call proved slow: 12 objects in about 3 rounds, not 12.
+    assert most[0] == 4
+    assert time.monotonic() - started < 12 * 0.05 * 0.75
+    # Quick steps: more threads would only take turns at the interpreter lock.
+    SCRIPT.during = lambda action, obj: threads.add(threading.get_ident())
+    threads.clear()
+    for r in regions:
+        cloud.store.update("Region", r, {"name": f"again{r}"})
+    assert len(cloud.engine(max_workers=4).run_pass().outcomes) == 12
+    # (One thread unless the machine stalled a call past the 2 ms that add a worker.)
+    assert len(threads) < 4

@@ -269,6 +269,12 @@ class Watched:
         with self._lock:
             return min((w.deadline for w in self._calls.values()), default=None)
 
+    def longest(self) -> float:
+        """Seconds the oldest call running now has run (0 when none is)."""
+        with self._lock:
+            started = min((w.deadline - w.seconds for w in self._calls.values()), default=None)
+        return 0.0 if started is None else time.monotonic() - started
+
     def overdue(self) -> list[Hashable]:
         """Owners whose call is still running past its deadline."""
         now = time.monotonic()

@@ -56,6 +56,11 @@ RunOne = Callable[[Key], Outcome]
 Prepare = Callable[[list[Key]], set[Key]]
 
 
+# A call running this long, with objects ready, brings another worker (up to max_workers).
+SLOW_CALL_SECONDS = 0.002
+RAMP_CHECK_SECONDS = 0.002
+
+
 class Supervisor(Protocol):
     """Deadlines of the calls the workers are in (see the module's docstring)."""
 
@@ -69,6 +74,10 @@ class Supervisor(Protocol):
 
     def take_over(self, key: Key) -> Outcome | None:
         """Settle `key`'s overrunning call: its outcome, or None if it returned meanwhile."""
+        ...
+
+    def longest_call(self) -> float:
+        """Seconds the oldest call running now has run (0 when none is)."""
         ...
 
 
@@ -178,9 +187,9 @@ class _Run:
         if self.unfinished == 0:
             return self.result
         if self.supervisor is not None:
-            for _ in range(workers):
-                self._start_worker()
-            self._supervise(self.supervisor)
+            # One worker to begin with; more as calls prove slow (see `_supervise`).
+            self._start_worker()
+            self._supervise(self.supervisor, workers)
             return self.result
         # The calling thread is one of the workers: with one worker nothing is started.
         threads = [
@@ -215,17 +224,27 @@ class _Run:
             self.workers -= 1
             self.watch.notify()
 
-    def _supervise(self, supervisor: Supervisor) -> None:
-        """Until every worker is done: settle overrunning calls and replace their workers."""
+    def _supervise(self, supervisor: Supervisor, most: int) -> None:
+        """Until every worker is done: add workers (up to `most`) while calls are slow and
+        objects wait, settle overrunning calls and replace their workers.
+
+        Workers are added only when a call has run for `SLOW_CALL_SECONDS` with objects
+        ready: a step that waits on something (a REST call) gets every worker it may have
+        within milliseconds, while quick steps run on one thread, as more threads would only
+        take turns at the interpreter lock."""
         while True:
             with self.lock:
                 if self.workers == 0:
                     return
-                wait = 0.25
+                wanted = self.workers < most and bool(self.ready)
+                wait = RAMP_CHECK_SECONDS if wanted else 0.25
                 deadline = supervisor.next_deadline()
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.001)
                 self.watch.wait(wait)
+                wanted = self.workers < most and bool(self.ready) and not self._stopping()
+            if wanted and supervisor.longest_call() >= SLOW_CALL_SECONDS:
+                self._start_worker()
             for key in supervisor.overdue():
                 outcome = supervisor.take_over(key)
                 if outcome is None:

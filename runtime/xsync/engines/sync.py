@@ -693,6 +693,9 @@ class _Supervision:
     def take_over(self, key: Key) -> Outcome | None:
         return self._engine._take_over(key)
 
+    def longest_call(self) -> float:
+        return self._engine._watched.longest()
+
 
 class _Halt:
     """What the executor checks between objects: a stop request, the store gone, or (with
