@@ -7,9 +7,12 @@ next run syncs them again (at least once), and nothing else. SIGTERM saves it be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from pathlib import Path
+from subprocess import Popen
+from typing import Iterator
 
 from multi_runner import CallLog, kill, make_runner_project, start_runner
 from sync_project import wait_for
@@ -37,21 +40,28 @@ def _enacted(config: Path) -> dict[int, float | None]:
         return {r["id"]: r["enacted"] for r in api.store.query("Region")}
 
 
-def test_sigkill_loses_only_the_unsaved_batch_and_those_objects_are_synced_again(
-    tmp_path: Path,
-) -> None:
-    # A batch that neither fills nor ages during the test: every outcome is still in memory.
+@contextlib.contextmanager
+def _runner_ten_objects_in(tmp_path: Path) -> Iterator[tuple[Path, Path, Popen[str]]]:
+    """A runner whose outcome batch neither fills nor ages during a test (every outcome stays
+    in memory), once ten objects are synced: its config, its call log and its process."""
     config = _project(tmp_path, outcome_batch_size=1000, outcome_flush_seconds=600)
     _create_regions(config)
     calls = tmp_path / "calls.log"
     runner = start_runner(config)
     try:
         wait_for(lambda: len(CallLog.read(calls).by_object()) >= 10, 30, "ten objects synced")
-        killed_at = kill(runner)
+        yield config, calls, runner
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+def test_sigkill_loses_only_the_unsaved_batch_and_those_objects_are_synced_again(
+    tmp_path: Path,
+) -> None:
+    with _runner_ten_objects_in(tmp_path) as (config, calls, runner):
+        killed_at = kill(runner)
     before = CallLog.read(calls, {runner.pid: killed_at})
     done_before = {c.key for c in before.calls}
     assert 10 <= len(done_before) < REGIONS
@@ -68,18 +78,9 @@ def test_sigkill_loses_only_the_unsaved_batch_and_those_objects_are_synced_again
 
 
 def test_sigterm_saves_the_batch_before_exiting(tmp_path: Path) -> None:
-    config = _project(tmp_path, outcome_batch_size=1000, outcome_flush_seconds=600)
-    _create_regions(config)
-    calls = tmp_path / "calls.log"
-    runner = start_runner(config)
-    try:
-        wait_for(lambda: len(CallLog.read(calls).by_object()) >= 10, 30, "ten objects synced")
+    with _runner_ten_objects_in(tmp_path) as (config, calls, runner):
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(timeout=30) in (0, 3)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
     done_before = {key[1] for key in CallLog.read(calls).by_object()}
     enacted = _enacted(config)
     # Every object whose step finished has its outcome on record.

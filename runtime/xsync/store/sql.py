@@ -322,20 +322,26 @@ class SqlStore:
                 return self._create_rows(
                     EngineWrites(conn, self._engine_statements), mt, checked, actor
                 )
+        with self._sqlite_write(StoreError) as (writes, _cursor):
+            return self._create_rows(writes, mt, checked, actor)
+
+    @contextlib.contextmanager
+    def _sqlite_write(self, failure: type[StoreError]) -> Iterator[tuple[SqliteWrites, Any]]:
+        """A write transaction on the raw connection kept for writes: BEGIN IMMEDIATE, then
+        COMMIT, or ROLLBACK of all of it on any error; SQLite's own errors raised as `failure`."""
         with self._write_lock:
             writes, cursor = self._sqlite_writer()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    records = self._create_rows(writes, mt, checked, actor)
+                    yield writes, cursor
                     cursor.execute("COMMIT")
                 except BaseException:
                     _rollback(cursor)
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"store write failed: {_first_line(exc)}") from None
+                raise failure(f"store write failed: {_first_line(exc)}") from None
         self._commit_seen()
-        return records
 
     def _sqlite_writer(self) -> tuple[SqliteWrites, Any]:
         """The raw connection creates run on, opened on first use (call with the write lock)."""
@@ -529,8 +535,7 @@ class SqlStore:
                 )
                 self._apply_outcomes(io, items, actor, results)
             return results
-        with self._write_lock:
-            sqlite_writes, cursor = self._sqlite_writer()
+        with self._sqlite_write(Unavailable) as (sqlite_writes, cursor):
             io2 = SqliteOutcomeIO(
                 cursor,
                 sqlite_writes,
@@ -538,17 +543,7 @@ class SqlStore:
                 self._engine.dialect,
                 self._outcome_statements,
             )
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    self._apply_outcomes(io2, items, actor, results)
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    _rollback(cursor)
-                    raise
-            except sqlite3.Error as exc:
-                raise Unavailable(f"store write failed: {_first_line(exc)}") from None
-        self._commit_seen()
+            self._apply_outcomes(io2, items, actor, results)
         return results
 
     def _checked_outcome(self, index: int, w: OutcomeWrite, actor: Actor) -> CheckedOutcome:
