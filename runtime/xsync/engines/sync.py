@@ -241,9 +241,13 @@ class SyncEngine:
 
     def _take_over(self, key: Key) -> Outcome | None:
         """The executor found `key`'s step call overrunning: fail the object as timed out."""
-        timed_out = self._watched.take_over(key)
+        # The object first: a call taken over must be settled here, or its worker would end
+        # with nobody recording the object's outcome.
         entry = self._in_progress.get(key)
-        if timed_out is None or entry is None:
+        if entry is None:
+            return None
+        timed_out = self._watched.take_over(key)
+        if timed_out is None:
             return None
         return self._failed(entry[0], timed_out, entry[1])
 
