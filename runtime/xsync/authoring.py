@@ -18,10 +18,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 # Fetches the pending objects of the named models: (model names, deleted) -> objects.
 PendingSource = Callable[[Sequence[str], bool], list[Any]]
+_Fetch = TypeVar("_Fetch", bound=Callable[..., Any])
+# The `fetch_pending` methods that select exactly what the base's selects (see `default_fetch`).
+_DEFAULT_FETCHES: set[Callable[..., Any]] = set()
+
+
+def default_fetch(method: _Fetch) -> _Fetch:
+    """Marks a `fetch_pending` that selects exactly the objects the base's does.
+
+    The sync engine then reads the pending objects itself, with only the columns it plans
+    with, and reads each whole just before its step runs; a step whose own `fetch_pending`
+    narrows the selection gets whole objects from the start.
+    """
+    _DEFAULT_FETCHES.add(method)
+    return method
+
+
+def fetches_by_default(step_class: type[SyncStep]) -> bool:
+    """Whether `step_class.fetch_pending` is one marked with `default_fetch`."""
+    return step_class.fetch_pending in _DEFAULT_FETCHES
 
 
 class DeferredException(Exception):
@@ -96,6 +115,7 @@ class SyncStep(UserCode):
         """`observes` as a list of model names."""
         return observed_names(cls.observes)
 
+    @default_fetch
     def fetch_pending(self, deleted: bool = False) -> list[Any]:
         """Objects to sync (or, with `deleted`, to delete). Override to narrow the selection."""
         if self.pending_source is None:

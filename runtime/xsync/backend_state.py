@@ -116,6 +116,8 @@ _POLICY_KEY = "policy"
 _HELD_KEY = "held_by"
 _TRACEBACK_KEY = "traceback"
 _POLICY_TRACEBACK_KEY = "policy_traceback"
+# What a successful sync clears: the object it was held by, the last failure's traceback.
+_ENDED_BY_SUCCESS = frozenset((_HELD_KEY, _TRACEBACK_KEY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ class BackendRegister:
         return cls(data if isinstance(data, dict) else {})
 
     def to_json(self) -> str:
-        return json.dumps(dict(self.data), sort_keys=True)
+        data = self.data if isinstance(self.data, dict) else dict(self.data)
+        return json.dumps(data, sort_keys=True)
 
     @property
     def sync(self) -> Register:
@@ -215,6 +218,17 @@ def sync_register(backend_register: object) -> Register:
     return BackendRegister.parse(backend_register).sync
 
 
+def next_sync_run(backend_register: object) -> float:
+    """`sync_register(backend_register).next_run`, without building the register: a pass
+    asks it of every pending object, and keeps only this of each until its batch runs."""
+    try:
+        data = json.loads(backend_register) if isinstance(backend_register, str) else None
+    except ValueError:
+        return 0.0
+    found = _as_float(data.get("next_run")) if isinstance(data, dict) else 0.0
+    return found if found else 0.0  # one shared zero for the many objects not backing off
+
+
 def policy_register(backend_register: object) -> Register:
     """The policy engine's backoff kept in a `backend_register` (fresh if none)."""
     return BackendRegister.parse(backend_register).policy
@@ -254,13 +268,14 @@ def synced(
 ) -> dict[str, Any]:
     """The step code ran to the end: in sync as of `enacted`, its backoff over."""
     current = BackendRegister.parse(register)
-    after = current.with_sync(retries.after_success(current.sync, now)).with_held_by(None)
-    after = after.with_traceback(_TRACEBACK_KEY, None)
+    # Built in one dict, not through the `with_` copies: every object a pass syncs comes here.
+    data = {k: v for k, v in current.data.items() if k not in _ENDED_BY_SUCCESS}
+    data.update(_register_json(retries.after_success(current.sync, now)))
     return {
         "enacted": enacted,
         "backend_status": OK,
         "backend_code": int(Code.OK),
-        "backend_register": after.to_json(),
+        "backend_register": BackendRegister(data).to_json(),
     }
 
 

@@ -90,7 +90,11 @@ class RetryBook:
 
     def is_due(self, register: Register, now: float | None = None) -> bool:
         """True when the thing may be tried now."""
-        return register.next_run <= (self.clock() if now is None else now)
+        return self.is_due_at(register.next_run, now)
+
+    def is_due_at(self, next_run: float, now: float | None = None) -> bool:
+        """`is_due` of a register whose `next_run` is this."""
+        return next_run <= (self.clock() if now is None else now)
 
     def after_failure(self, register: Register, now: float | None = None) -> Register:
         """One more consecutive failure: the next run moves out by the policy's delay."""

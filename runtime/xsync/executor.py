@@ -170,7 +170,8 @@ class _Run:
         self.wakeup = threading.Condition(self.lock)
         # The supervisor's own: woken when a worker ends, not by the workers' hand-offs.
         self.watch = threading.Condition(self.lock)
-        self.waiting = {key: len(firsts) for key, firsts in plan.after.items()}
+        # Only keys with something to wait for: most objects of a large pass have nothing.
+        self.waiting = {key: len(firsts) for key, firsts in plan.after.items() if firsts}
         self.ready: deque[Key] = deque()
         self.unfinished = len(plan.items)
         self.running = 0
@@ -178,7 +179,7 @@ class _Run:
     def execute(self, workers: int) -> Execution:
         with self.lock:
             for key in self.plan.order:
-                if self.waiting[key] == 0:
+                if key not in self.waiting:
                     self._release(key)
             if self.prepare is not None and self.ready:
                 # Runners sharing a plan start at different places in it, so that they seldom
@@ -365,13 +366,13 @@ class _Run:
         self.unfinished -= 1
         if outcome is not Outcome.SYNCED:
             self._hold_dependents(key)
-        elif self.settle is not None and self.plan.before[key]:
+        elif self.settle is not None and self.plan.thens(key):
             self.unsettled.append(key)
         else:
             self._release_dependents(key)
 
     def _release_dependents(self, key: Key) -> None:
-        for then in self.plan.before[key]:
+        for then in self.plan.thens(key):
             self.waiting[then] -= 1
             if self.waiting[then] == 0 and then not in self.result.outcomes:
                 self._release(then)
@@ -380,7 +381,7 @@ class _Run:
         stack = [failed]
         while stack:
             blocker = stack.pop()
-            for then in self.plan.before[blocker]:
+            for then in self.plan.thens(blocker):
                 if then in self.result.outcomes:
                     continue
                 self.result.outcomes[then] = Outcome.HELD

@@ -37,8 +37,10 @@ class Plan:
     """A dependency DAG over pending objects.
 
     `after[k]` lists the items that must finish successfully before `k` starts; `before[k]`
-    the items that wait for `k`. `order` is one valid sequential order. `broken_cycles`
-    holds the keys whose incoming edges were dropped to break a link cycle.
+    the items that wait for `k`. Both hold only keys that have such items (most objects of a
+    large pass have none, and a list each would cost more than the rest of their plan):
+    ask `firsts` and `thens`. `order` is one valid sequential order. `broken_cycles` holds
+    the keys whose incoming edges were dropped to break a link cycle.
     """
 
     items: dict[Key, PlanItem]
@@ -46,6 +48,14 @@ class Plan:
     before: dict[Key, list[Key]]
     order: list[Key] = field(default_factory=list)
     broken_cycles: list[Key] = field(default_factory=list)
+
+    def firsts(self, key: Key) -> Sequence[Key]:
+        """The items that must finish successfully before `key` starts."""
+        return self.after.get(key, ())
+
+    def thens(self, key: Key) -> Sequence[Key]:
+        """The items that wait for `key`."""
+        return self.before.get(key, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +119,15 @@ def plan_sync(
     for item in items:
         by_key.setdefault(item.key, item)
     reach = _Reach(by_key, resolve)
-    after: dict[Key, list[Key]] = {key: [] for key in by_key}
-    before: dict[Key, list[Key]] = {key: [] for key in by_key}
+    after: dict[Key, list[Key]] = {}
+    before: dict[Key, list[Key]] = {}
     for key, item in by_key.items():
         for target in dict.fromkeys(t for link in item.links for t in reach.pending_from(link)):
             if target == key:
                 continue
             first, then = (key, target) if deletion else (target, key)
-            after[then].append(first)
-            before[first].append(then)
+            after.setdefault(then, []).append(first)
+            before.setdefault(first, []).append(then)
     plan = Plan(items=by_key, after=after, before=before)
     _order_and_break_cycles(plan)
     return plan
@@ -162,14 +172,18 @@ class _Reach:
 def _order_and_break_cycles(plan: Plan) -> None:
     """Kahn's algorithm; when only cycles are left, drop the incoming edges of the smallest key."""
     plan.order = _topological(
-        list(plan.items), plan.after, on_break=lambda key: _drop_incoming(plan, key)
+        list(plan.items),
+        plan.after,
+        on_break=lambda key: _drop_incoming(plan, key),
+        successors=plan.before,
     )
 
 
 def _drop_incoming(plan: Plan, key: Key) -> None:
-    for first in plan.after[key]:
+    for first in plan.after.pop(key, ()):
         plan.before[first].remove(key)
-    plan.after[key] = []
+        if not plan.before[first]:
+            del plan.before[first]
     plan.broken_cycles.append(key)
 
 
@@ -177,18 +191,24 @@ def _topological(
     nodes: Sequence[N],
     after: Mapping[N, Sequence[N]],
     on_break: Callable[[N], None] | None = None,
+    successors: Mapping[N, Sequence[N]] | None = None,
 ) -> list[N]:
     """A stable topological order of `nodes` given `after[node]` (nodes that come first).
 
     When only cycles remain, the smallest remaining node is released (after `on_break`).
+    `successors`, the same edges the other way (nodes of `nodes` only), saves building them.
     """
     indegree = {node: 0 for node in nodes}
-    successors: dict[N, list[N]] = {node: [] for node in nodes}
-    for node in nodes:
-        for first in after.get(node, ()):
-            if first in indegree:
-                indegree[node] += 1
-                successors[first].append(node)
+    if successors is None:
+        built: dict[N, list[N]] = {}
+        for node in nodes:
+            for first in after.get(node, ()):
+                if first in indegree:
+                    built.setdefault(first, []).append(node)
+        successors = built
+    for node, firsts in after.items():
+        if node in indegree:
+            indegree[node] = sum(1 for first in firsts if first in indegree)
     ready = [node for node in nodes if indegree[node] == 0]
     done: set[N] = set()
     cursor = 0
@@ -198,7 +218,7 @@ def _topological(
             node = ready[cursor]
             cursor += 1
             done.add(node)
-            for then in successors[node]:
+            for then in successors.get(node, ()):
                 indegree[then] -= 1
                 if indegree[then] == 0:
                     ready.append(then)

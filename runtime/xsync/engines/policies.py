@@ -48,6 +48,11 @@ DONE = POLICED
 DEFAULT_POLICY_TIMEOUT = 300.0
 
 
+# The columns `awaits_delete_policy` reads (the sync engine reads no more of a deleted object
+# before deciding whether it may be deleted yet).
+DELETE_HOLD_COLUMNS = ("backend_need_delete_policy", "policed", "updated")
+
+
 class PolicyOutcome(Enum):
     DONE = "done"
     FAILED = "failed"

@@ -24,7 +24,14 @@ from ..executor import Execution, Outcome, execute_plan
 from .outcomes import OutcomeBuffer
 from ..observability import LOGGER_NAME, Metrics
 from ..planner import Key, LinkFields, ModelDeps, PlanItem, plan_sync
-from ..authoring import DeferredException, InnocuousException, SyncStep, optional_hook
+from ..authoring import (
+    DeferredException,
+    InnocuousException,
+    SyncStep,
+    fetches_by_default,
+    optional_hook,
+)
+from .policies import DELETE_HOLD_COLUMNS
 from ..store.base import (
     STORE_DOWN,
     Actor,
@@ -48,6 +55,10 @@ DEFAULT_OUTCOME_SECONDS = 0.2
 PREPARE_BATCH = 64
 # Ids per query when the planner reads objects that are not pending (see `_resolver`).
 RESOLVE_CHUNK = 500
+# What a pass reads of a pending object before its batch runs (see `_Work`), with the
+# object's link columns, each as `<field>_id` or `<field>_ids`.
+SUMMARY_COLUMNS = ("leaf_model_name", "backend_register")
+LINK_ENDINGS = ("_id", "_ids")
 
 
 class RecordView:
@@ -90,29 +101,41 @@ class PassReport:
 
 @dataclass(slots=True)
 class _Work:
-    obj: Any
-    steps: list[type[SyncStep]]
+    """One pending object of a pass.
+
+    The planner needs only an object's links and its register, read with the pending list
+    (`_summaries`); the whole object (`obj`, what steps get) is read with the batch it runs
+    in (`_load`) and let go once its outcome is recorded (`_done`), so a pass holds few
+    whole objects at a time. An object a step's own `fetch_pending` gave is held whole all
+    pass (`whole`).
+    """
+
     model: str
     id: int
+    steps: tuple[type[SyncStep], ...]
+    links: tuple[Key, ...]
+    # When its backoff lets it run again (0.0: now), from its `backend_register` as read
+    # with the pending list.
+    next_run: float
     deleting: bool = False
-    # The object's `backend_register` as read at plan time, and parsed: a success reuses the
-    # parse if the step left the register alone.
-    register_text: object = None
-    register: backend_state.BackendRegister | None = None
+    obj: Any = None
+    whole: bool = False
+    # The newest entry of its status as this pass set it (failed, deferred): what the
+    # objects held back by it cite.
+    message: str | None = None
 
 
-def _add_work(
-    by_id: dict[int, _Work], obj: Any, model: str, step_class: type[SyncStep], deletion: bool
-) -> None:
-    """Record that `step_class` wants `obj`; of several views of one object keep the leaf's."""
-    entry = by_id.get(int(obj.id))
+def _add_work(by_id: dict[int, _Work], work: _Work, leaf: object) -> None:
+    """Record that `work.steps[0]` wants `work`; of several views of one object (a base
+    model's and its own) keep the view of its own model, `leaf`."""
+    entry = by_id.get(work.id)
     if entry is None:
-        by_id[int(obj.id)] = _Work(obj, [step_class], model, int(obj.id), deletion)
+        by_id[work.id] = work
         return
-    if step_class not in entry.steps:
-        entry.steps.append(step_class)
-    if model != entry.model and getattr(obj, "leaf_model_name", None) == model:
-        entry.obj, entry.model = obj, model
+    steps = entry.steps if work.steps[0] in entry.steps else entry.steps + work.steps
+    if work.model != entry.model and leaf == work.model:
+        by_id[work.id] = entry = work
+    entry.steps = steps
 
 
 class SyncEngine:
@@ -167,6 +190,7 @@ class SyncEngine:
         self._in_progress: dict[Key, tuple[_Work, float]] = {}
         self._lost: StoreError | None = None  # set by the first worker that finds the store down
         self._outcomes = self._new_buffer()  # a fresh one per pass (see `_run`)
+        self._columns: dict[tuple[str, bool], tuple[str, ...]] = {}  # see `_summary_columns`
 
     # --- the pass -----------------------------------------------------------------
 
@@ -270,9 +294,15 @@ class SyncEngine:
                 self.claims.finished(key[1])
 
     def _prepare(self, work: Mapping[Key, _Work], deletion: bool, keys: list[Key]) -> set[Key]:
-        """Before a batch of objects runs: their leases (several runners), then the mark that
-        the backend may hold state for them, saved for the whole batch in one call."""
+        """Before a batch of objects runs: their leases (several runners), the objects read
+        whole, then the mark that the backend may hold state for them, saved for the whole
+        batch in one call."""
         taken = set(keys) if self.claims is None else self._claim(keys)
+        loaded = self._load(work, [key for key in keys if key in taken], deletion)
+        if self.claims is not None:
+            for key in taken - loaded:
+                self.claims.finished(key[1])
+        taken = loaded
         if not deletion:
             self._mark([work[key] for key in keys if key in taken])
         return taken
@@ -349,7 +379,11 @@ class SyncEngine:
         by_id: dict[int, _Work] = {}
         for step_class in self.steps:
             try:
-                objects = self._call_step(step_class, "fetch_pending", deletion)
+                if fetches_by_default(step_class):
+                    found = self._summaries(step_class, deletion)
+                else:
+                    objects = self._call_step(step_class, "fetch_pending", deletion)
+                    found = self._wholes(step_class, objects, deletion)
             except STORE_DOWN as exc:
                 self._store_down(exc)
                 return {}
@@ -364,16 +398,90 @@ class SyncEngine:
                     },
                 )
                 continue
-            for obj in objects:
-                model = _model_of(obj)
-                if deletion and self.hold_deletion is not None and self.hold_deletion(model, obj):
-                    continue
-                _add_work(by_id, obj, model, step_class, deletion)
+            for work, leaf in found:
+                _add_work(by_id, work, leaf)
         # Ids are unique across models, so an object fetched through a base model and through
         # its own model is one piece of work: keyed by its leaf model, run by both steps.
         return {(w.model, w.id): w for w in by_id.values()}
 
+    def _summaries(self, step_class: type[SyncStep], deletion: bool) -> list[tuple[_Work, object]]:
+        """The pending objects of the step's models, with only the columns a pass plans with."""
+        query = PendingQuery.DELETED_OBJECTS if deletion else PendingQuery.DIRTY_OBJECTS
+        steps = (step_class,)
+        found: list[tuple[_Work, object]] = []
+        for model in step_class.observed_model_names():
+            columns = self._summary_columns(model, deletion)
+            for record in self.store.pending(model, query, columns=columns):
+                if deletion and self._held_for_policies(model, record):
+                    continue
+                links = self.links.links_of(model, record.get)
+                next_run = backend_state.next_sync_run(record.get("backend_register"))
+                work = _Work(model, record["id"], steps, links, next_run)
+                work.deleting = deletion
+                found.append((work, record.get("leaf_model_name")))
+        return found
+
+    def _summary_columns(self, model: str, deletion: bool) -> tuple[str, ...]:
+        columns = self._columns.get((model, deletion))
+        if columns is None:
+            links = [
+                f"{name}{end}" for name, _ in self.links.for_model(model) for end in LINK_ENDINGS
+            ]
+            held = DELETE_HOLD_COLUMNS if deletion and self.hold_deletion is not None else ()
+            columns = (*SUMMARY_COLUMNS, *links, *held)
+            self._columns[(model, deletion)] = columns
+        return columns
+
+    def _held_for_policies(self, model: str, record: Record) -> bool:
+        return self.hold_deletion is not None and self.hold_deletion(
+            model, RecordView(model, record)
+        )
+
+    def _wholes(
+        self, step_class: type[SyncStep], objects: Sequence[Any], deletion: bool
+    ) -> list[tuple[_Work, object]]:
+        """The objects a step's own `fetch_pending` gave, held whole all pass."""
+        steps = (step_class,)
+        found: list[tuple[_Work, object]] = []
+        for obj in objects:
+            model = _model_of(obj)
+            if deletion and self.hold_deletion is not None and self.hold_deletion(model, obj):
+                continue
+            links = self.links.links_of(model, lambda name: getattr(obj, name, None))
+            next_run = backend_state.next_sync_run(getattr(obj, "backend_register", None))
+            work = _Work(model, int(obj.id), steps, links, next_run, deletion, obj, whole=True)
+            found.append((work, getattr(obj, "leaf_model_name", None)))
+        return found
+
+    def _load(self, work: Mapping[Key, _Work], keys: list[Key], deletion: bool) -> set[Key]:
+        """Read whole the objects of `keys` that are not yet, one query per model; the keys
+        whose object is there (one deleted, undeleted or purged since the plan was read is
+        not, and is left for the next pass)."""
+        by_model: dict[str, list[int]] = {}
+        for key in keys:
+            if work[key].obj is None:
+                by_model.setdefault(key[0], []).append(key[1])
+        found = {key for key in keys if work[key].obj is not None}
+        for model, ids in by_model.items():
+            try:
+                records = self.store.get_many(model, ids, deleted=deletion)
+            except STORE_DOWN as exc:
+                self._store_down(exc)
+                break
+            except StoreError as exc:
+                self.log.warning(
+                    "reading objects failed; left for the next pass",
+                    extra={"model": model, "error": exception_message(exc)},
+                )
+                continue
+            for record in records:
+                entry = work[(model, record["id"])]
+                entry.obj = self.wrap(model, record)
+                found.add((model, entry.id))
+        return found
+
     def _pending(self, models: Sequence[str], deleted: bool) -> list[Any]:
+        """The default `fetch_pending`'s objects, whole (for a step that narrows them)."""
         query = PendingQuery.DELETED_OBJECTS if deleted else PendingQuery.DIRTY_OBJECTS
         return [
             self.wrap(model, record)
@@ -384,18 +492,15 @@ class SyncEngine:
     def _plan_item(
         self, key: Key, work: _Work, now: float, report: PassReport, key_of_id: dict[int, Key]
     ) -> PlanItem:
-        work.register_text = getattr(work.obj, "backend_register", None)
-        work.register = backend_state.BackendRegister.parse(work.register_text)
-        register = work.register.sync
-        due = self.retries.is_due(register, now)
+        due = self.retries.is_due_at(work.next_run, now)
         if not due:
-            report.next_retry = earliest((report.next_retry, register.next_run))
+            report.next_retry = earliest((report.next_retry, work.next_run))
         # Its last call timed out and is still running: a second one would run beside it.
         due = due and not self._still_running(key)
-        links = self.links.links_of(work.model, lambda name: getattr(work.obj, name, None))
         # A link names its peer's declared model (Service); the pending object may be a
         # subclass (VSGService) with the same id.
-        links = tuple(key_of_id.get(peer_id, (peer, peer_id)) for peer, peer_id in links)
+        links = tuple(key_of_id.get(peer_id) or (peer, peer_id) for peer, peer_id in work.links)
+        work.links = ()  # the plan has them now
         return PlanItem(key, links, runnable=due)
 
     def _still_running(self, key: Key) -> bool:
@@ -472,10 +577,10 @@ class SyncEngine:
             _timestamp(getattr(obj, "updated", None)),
             _timestamp(getattr(obj, "changed_by_policy", None)),
         )
-        text = getattr(obj, "backend_register", None)
-        parsed = work.register if text is work.register_text else None
         synced = backend_state.synced(
-            register=parsed if parsed is not None else text, enacted=enacted, retries=self.retries
+            register=getattr(obj, "backend_register", None),
+            enacted=enacted,
+            retries=self.retries,
         )
         hooks = [(step, hook) for step in steps if (hook := optional_hook(step, "after_sync_save"))]
         if not hooks:
@@ -604,6 +709,8 @@ class SyncEngine:
         news: bool = True,
     ) -> Outcome:
         seconds = time.perf_counter() - started
+        if not work.whole:
+            work.obj = None  # recorded: the pass no longer needs it whole
         self.metrics.observe_sync(work.model, outcome.value, seconds)
         if self.log.isEnabledFor(logging.INFO):
             extra: dict[str, Any] = {
@@ -626,6 +733,7 @@ class SyncEngine:
 
     def _record_held(self, execution: Execution, work: Mapping[Key, _Work], deletion: bool) -> None:
         """Give each held-back object a status naming the object that stopped it."""
+        held = []
         for key, outcome in execution.outcomes.items():
             if outcome is not Outcome.HELD:
                 continue
@@ -633,28 +741,47 @@ class SyncEngine:
             assert root is not None
             if execution.outcomes.get(root) is Outcome.ELSEWHERE:
                 continue  # another runner works on what it waits for: nothing is wrong
-            held, cause = work[key], work[root]
-            changes = backend_state.held_back(
-                status=getattr(held.obj, "backend_status", None),
-                register=getattr(held.obj, "backend_register", None),
-                code=getattr(held.obj, "backend_code", None),
-                cause=root,
-                reason=last_message(getattr(cause.obj, "backend_status", None)),
+            held.append((key, root))
+        # Held objects never ran, so they were not read whole: read a chunk at a time, with
+        # the causes that did not run in this pass either (backing off).
+        for start in range(0, len(held), RESOLVE_CHUNK):
+            chunk = held[start : start + RESOLVE_CHUNK]
+            wanted = [key for key, _ in chunk]
+            wanted += [root for _, root in chunk if work[root].message is None]
+            wanted = list(dict.fromkeys(wanted))
+            loaded = self._load(work, wanted, deletion)
+            for key, root in chunk:
+                if key in loaded:
+                    self._record_one_held(work[key], work[root], root)
+                self.metrics.observe_sync(key[0], "held", 0.0)
+            for key in wanted:
+                if not work[key].whole:
+                    work[key].obj = None
+
+    def _record_one_held(self, held: _Work, cause: _Work, root: Key) -> None:
+        reason = cause.message
+        if reason is None:
+            reason = last_message(getattr(cause.obj, "backend_status", None))
+        changes = backend_state.held_back(
+            status=getattr(held.obj, "backend_status", None),
+            register=getattr(held.obj, "backend_register", None),
+            code=getattr(held.obj, "backend_code", None),
+            cause=root,
+            reason=reason,
+        )
+        if changes:
+            self._save_later(held, changes)
+        # Held by the same object as last pass: no news, no line (the status says it).
+        if changes and self.log.isEnabledFor(logging.INFO):
+            self.log.info(
+                "delete" if held.deleting else "sync",
+                extra={
+                    "model": held.model,
+                    "id": held.id,
+                    "outcome": "held",
+                    "waits_for": f"{root[0]} {root[1]}",
+                },
             )
-            if changes:
-                self._save_later(held, changes)
-            # Held by the same object as last pass: no news, no line (the status says it).
-            if changes and self.log.isEnabledFor(logging.INFO):
-                self.log.info(
-                    "delete" if deletion else "sync",
-                    extra={
-                        "model": key[0],
-                        "id": key[1],
-                        "outcome": "held",
-                        "waits_for": f"{root[0]} {root[1]}",
-                    },
-                )
-            self.metrics.observe_sync(key[0], "held", 0.0)
 
     def _publish_queue(self, work: Mapping[Key, _Work], items: Sequence[PlanItem]) -> None:
         pending: dict[str, int] = {}
@@ -675,8 +802,12 @@ class SyncEngine:
     def _save_later(self, work: _Work, values: dict[str, Any]) -> None:
         """Save with the pass's next batch of outcomes (a failure to save is logged there)."""
         self._outcomes.add((work.model, work.id), values)
-        for name, value in values.items():
-            setattr(work.obj, name, value)
+        status = values.get("backend_status")
+        if isinstance(status, str):
+            work.message = last_message(status)
+        if work.obj is not None:
+            for name, value in values.items():
+                setattr(work.obj, name, value)
 
     def _step_log(self, step_class: type[SyncStep]) -> logging.Logger:
         return self.log.getChild(f"step.{step_class.__name__}")

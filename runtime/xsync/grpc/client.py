@@ -340,6 +340,9 @@ class RemoteStore:
             api, self._model_call(api, "Get", self._id(model, id, include_deleted), api.message)
         )
 
+    def get_many(self, model: str, ids: Sequence[int], *, deleted: bool = False) -> list[Record]:
+        return self.query(model, filters={"id__in": list(ids)}, deleted=deleted)
+
     def query(
         self,
         model: str,
@@ -455,12 +458,20 @@ class RemoteStore:
             api, "Purge", self._id(model, id), self._protocol.message_class("google.protobuf.Empty")
         )
 
-    def pending(self, model: str, query: PendingQuery) -> list[Record]:
+    def pending(
+        self, model: str, query: PendingQuery, *, columns: Sequence[str] | None = None
+    ) -> list[Record]:
         api = self._api(model)
         if not isinstance(query, PendingQuery):
             raise InvalidArgument(f"unknown pending query {query!r}")
-        request = self._protocol.common("PendingRequest")(kind=query.value)
-        return self._records(api, self._model_call(api, "Pending", request, api.plural))
+        request: Any = self._protocol.common("PendingRequest")(kind=query.value)
+        if columns is None:
+            return self._records(api, self._model_call(api, "Pending", request, api.plural))
+        request.columns.extend(columns)
+        found = self._records(api, self._model_call(api, "Pending", request, api.plural))
+        # The reply's messages hold every field, the ones not sent at their defaults.
+        kept = {"id", *columns}
+        return [{k: v for k, v in record.items() if k in kept} for record in found]
 
     def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
         request: Any = self._protocol.common("WatchRequest")(after=after, once=True)

@@ -672,7 +672,8 @@ class _Handlers:
                 kind = PendingQuery(request.kind)
             except ValueError:
                 raise InvalidArgument(f"unknown pending query kind {request.kind}") from None
-            return self._plural(api, self.store.pending(api.model.name, kind))
+            columns = list(request.columns) or None
+            return self._plural(api, self.store.pending(api.model.name, kind, columns=columns))
 
         return pending
 

@@ -99,6 +99,11 @@ class Store(Protocol):
 
     def get(self, model: str, id: int, *, include_deleted: bool = False) -> Record: ...
 
+    def get_many(self, model: str, ids: Sequence[int], *, deleted: bool = False) -> list[Record]:
+        """The live objects of `model` with these ids (with `deleted`, the soft-deleted ones),
+        in id order; an id with no such object is left out."""
+        ...
+
     def query(
         self,
         model: str,
@@ -148,7 +153,16 @@ class Store(Protocol):
         """Remove the row for good (the reaper's job once backend_need_reap is set)."""
         ...
 
-    def pending(self, model: str, query: PendingQuery) -> list[Record]: ...
+    def pending(
+        self, model: str, query: PendingQuery, *, columns: Sequence[str] | None = None
+    ) -> list[Record]:
+        """The objects of `model` that `query` selects, in id order.
+
+        With `columns`, each record holds `id` and only those of the named columns (and
+        `<x>_ids` lists) the model has: the sync engine plans with a few columns and reads
+        an object whole only just before its step runs.
+        """
+        ...
 
     def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
         """Changes with `seq > after`, in commit order; waits up to `timeout` for the first."""

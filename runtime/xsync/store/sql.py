@@ -171,6 +171,7 @@ class SqlStore:
         self._locate_stmt = sa.select(self._objects.c.model).where(
             self._objects.c.id == sa.bindparam("oid")
         )
+        self._many_stmts: dict[tuple[str, str, bool], sa.Select[Any]] = {}  # see `get_many`
         self._row_stmts = {
             mt.name: sa.select(mt.table).where(mt.table.c.id == sa.bindparam("oid"))
             for mt in tables.values()
@@ -441,6 +442,36 @@ class SqlStore:
                 raise NotFound(f"{model} {id} is deleted")
             return self._records(conn, mt, leaf, [row])[0]
 
+    def get_many(self, model: str, ids: Sequence[int], *, deleted: bool = False) -> list[Record]:
+        mt = self._model(model)
+        for id in ids:
+            _check_id(mt, id)
+        keys = ["id", *mt.columns]
+        results: list[Record] = []
+        with self._read() as conn:
+            for leaf in mt.concrete:
+                stmt = self._many_stmt(mt, leaf, deleted)
+                for start in range(0, len(ids), _ID_CHUNK):
+                    chunk = list(ids[start : start + _ID_CHUNK])
+                    records = [dict(zip(keys, row)) for row in conn.execute(stmt, {"ids": chunk})]
+                    results.extend(self._with_lists(conn, mt, leaf, records, list(mt.many)))
+        return sorted(results, key=lambda r: r["id"]) if len(mt.concrete) > 1 else results
+
+    def _many_stmt(self, view: ModelTable, leaf: ModelTable, deleted: bool) -> sa.Select[Any]:
+        # Built once per view, table and flag: the sync engine reads every object it runs
+        # through here, a batch at a time, and building the statement cost more than running it.
+        found = self._many_stmts.get((view.name, leaf.name, deleted))
+        if found is None:
+            assert leaf.table is not None
+            t = leaf.table
+            found = (
+                sa.select(t.c.id, *(t.c[n] for n in view.columns))
+                .where(t.c.id.in_(sa.bindparam("ids", expanding=True)), t.c.deleted.is_(deleted))
+                .order_by(t.c.id)
+            )
+            self._many_stmts[(view.name, leaf.name, deleted)] = found
+        return found
+
     def query(
         self,
         model: str,
@@ -628,11 +659,14 @@ class SqlStore:
             conn.execute(sa.delete(self._objects).where(self._objects.c.id == id))
             self._log(conn, "delete", leaf.name, [id])
 
-    def pending(self, model: str, query: PendingQuery) -> list[Record]:
+    def pending(
+        self, model: str, query: PendingQuery, *, columns: Sequence[str] | None = None
+    ) -> list[Record]:
         mt = self._model(model)
         if not isinstance(query, PendingQuery):
             raise InvalidArgument(f"unknown pending query {query!r}")
-        return self._select(mt, lambda table: [pending_predicate(table, query)], ("id",), None)
+        where: Where = lambda table: [pending_predicate(table, query)]  # noqa: E731
+        return self._select(mt, where, ("id",), None, columns=columns)
 
     def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -784,30 +818,54 @@ class SqlStore:
         self, conn: sa.Connection, view: ModelTable, leaf: ModelTable, rows: list[dict[str, Any]]
     ) -> list[Record]:
         """Rows of `leaf`'s table as records of `view` (its own columns, plus `<x>_ids` lists)."""
-        many = self._read_many(conn, view, leaf, [r["id"] for r in rows]) if view.many else {}
-        return [
-            {
-                "id": r["id"],
-                **{n: r[n] for n in view.columns},
-                **{n: many[n].get(r["id"], []) for n in view.many},
-            }
-            for r in rows
-        ]
+        records = [{"id": r["id"], **{n: r[n] for n in view.columns}} for r in rows]
+        return self._with_lists(conn, view, leaf, records, list(view.many))
+
+    def _with_lists(
+        self,
+        conn: sa.Connection,
+        view: ModelTable,
+        leaf: ModelTable,
+        records: list[Record],
+        lists: list[str],
+    ) -> list[Record]:
+        """`records` (of `leaf`'s table) with the `<x>_ids` lists named in `lists` added."""
+        if lists:
+            many = self._read_many(conn, view, leaf, [r["id"] for r in records], names=lists)
+            for record in records:
+                for name in lists:
+                    record[name] = many[name].get(record["id"], [])
+        return records
 
     def _select(
-        self, mt: ModelTable, where: Where, order_by: Sequence[str], limit: int | None
+        self,
+        mt: ModelTable,
+        where: Where,
+        order_by: Sequence[str],
+        limit: int | None,
+        *,
+        columns: Sequence[str] | None = None,
     ) -> list[Record]:
+        if columns is None:
+            selected, lists = list(mt.columns), list(mt.many)
+        else:
+            wanted = set(columns)
+            selected = [n for n in mt.columns if n in wanted]
+            lists = [n for n in mt.many if n in wanted]
+        keys = ["id", *selected]
         results: list[Record] = []
         with self._read() as conn:
             for leaf in mt.concrete:
                 assert leaf.table is not None
                 t = leaf.table
-                stmt = sa.select(t.c.id, *(t.c[n] for n in mt.columns)).where(*where(t))
+                stmt = sa.select(*(t.c[n] for n in keys)).where(*where(t))
                 stmt = stmt.order_by(*ordering(mt, t, order_by))
                 if limit is not None:
                     stmt = stmt.limit(limit)
-                rows = [dict(r._mapping) for r in conn.execute(stmt)]
-                results.extend(self._records(conn, mt, leaf, rows))
+                # Rows zipped with the names: a pass reads every pending row, and going through
+                # each row's mapping cost more than the query.
+                records: list[Record] = [dict(zip(keys, row)) for row in conn.execute(stmt)]
+                results.extend(self._with_lists(conn, mt, leaf, records, lists))
         if len(mt.concrete) > 1:
             results = _merge(results, order_by)
             if limit is not None:

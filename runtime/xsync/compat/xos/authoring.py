@@ -83,6 +83,7 @@ class SyncStep(_bases.SyncStep):
 
     log = KeywordLog("step")
 
+    @_bases.default_fetch
     def fetch_pending(  # type: ignore[override]  # XOS's keyword, and xsync's
         self, deletion: bool = False, **kwargs: Any
     ) -> list[Any]:
