@@ -416,8 +416,7 @@ class SyncEngine:
                     continue
                 links = self.links.links_of(model, record.get)
                 next_run = backend_state.next_sync_run(record.get("backend_register"))
-                work = _Work(model, record["id"], steps, links, next_run)
-                work.deleting = deletion
+                work = _Work(model, record["id"], steps, links, next_run, deletion)
                 found.append((work, record.get("leaf_model_name")))
         return found
 
