@@ -165,7 +165,25 @@ class Store(Protocol):
         ...
 
     def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
-        """Changes with `seq > after`, in commit order; waits up to `timeout` for the first."""
+        """Changes with `seq > after`, in commit order; waits up to `timeout` for the first.
+
+        The log keeps changes for a retention window (`forget_changes`): entries older than
+        that may be gone, but the newest change always stays. So a reader at `after` gets at
+        least one change whenever anything committed since, and it has missed pruned entries
+        exactly when the first change it gets has a `seq` above `after + 1`.
+        """
+        ...
+
+    def latest_change(self) -> int:
+        """The `seq` of the newest committed change (0 when there is none), without reading
+        the log: where a reader that only wants what comes next starts."""
+        ...
+
+    def forget_changes(self, age_seconds: float) -> int:
+        """Delete change-log entries older than `age_seconds` (store time), oldest first, in
+        bounded batches and within a bounded time; how many went. Only a prefix of the log
+        is deleted, never the newest change (see `changes`). One runner's chore: the leader's.
+        """
         ...
 
     def close(self) -> None: ...

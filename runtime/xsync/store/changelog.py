@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from .base import ChangeKind
+from .now import now_sql
 
 _KEY = "xsync_pending_changes"
 
@@ -47,8 +48,13 @@ class PendingChanges:
             return
         if lock:
             conn.execute(sa.text(f"LOCK TABLE {table.name} IN EXCLUSIVE MODE"))
-        conn.execute(sa.insert(table), self.rows)
+        conn.execute(log_insert(table, conn.dialect.name), self.rows)
         self.rows = []
+
+
+def log_insert(table: sa.Table, dialect_name: str) -> sa.Insert:
+    """The INSERT of change-log rows; each is stamped with the store's clock (`now`)."""
+    return sa.insert(table).values(at=sa.text(now_sql(dialect_name)))
 
 
 def begin_collecting(conn: sa.Connection) -> PendingChanges:

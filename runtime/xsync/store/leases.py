@@ -33,6 +33,8 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from .now import now_sql
+
 CLAIMS_TABLE = "xsync_claims"
 LEADERS_TABLE = "xsync_leaders"
 # A release is sent as a row with this expiry (the lease ends now); no real lease is negative.
@@ -66,11 +68,7 @@ class SqlLeases:
         postgres = engine.dialect.name == "postgresql"
         # On SQLite (one process: the core) the store's write lock orders the statements.
         self._lock = lock if not postgres else None
-        self._now = (
-            "CAST(extract(epoch FROM clock_timestamp()) AS double precision)"
-            if postgres
-            else "((julianday('now') - 2440587.5) * 86400.0)"
-        )
+        self._now = now_sql(engine.dialect.name)
         now = self._now
         self._claim_sql = (
             f"INSERT INTO {CLAIMS_TABLE} (owner, object_id, holder, expires) VALUES {{rows}} "

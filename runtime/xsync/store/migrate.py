@@ -7,10 +7,11 @@ dropped or retyped, so every existing row survives and an older schema can still
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
-from .tables import ModelTable
+from .tables import CHANGE_TABLE, ModelTable
 
 
 def evolve(conn: sa.Connection, metadata: sa.MetaData, tables: dict[str, ModelTable]) -> list[str]:
@@ -27,7 +28,23 @@ def evolve(conn: sa.Connection, metadata: sa.MetaData, tables: dict[str, ModelTa
             if column.name not in present:
                 _add_column(conn, mt, column)
                 done.append(f"{mt.table.name}.{column.name}")
+    # The store's own tables grow too: the change log's `at` came after the log itself.
+    changes = metadata.tables[CHANGE_TABLE]
+    if changes.name in existing:
+        present = {c["name"] for c in inspector.get_columns(changes.name)}
+        for column in changes.columns:
+            if column.name not in present:
+                _add_nullable_column(conn, changes, column)
+                done.append(f"{changes.name}.{column.name}")
     return done
+
+
+def _add_nullable_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    """Add `column` with NULL in every existing row (what the store's own columns expect)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    kind = column.type.compile(dialect=dialect)
+    conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
 
 
 def _add_column(conn: sa.Connection, mt: ModelTable, column: sa.Column[object]) -> None:

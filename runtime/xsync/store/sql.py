@@ -34,6 +34,7 @@ from .base import (
     StoreError,
 )
 from .changelog import begin_collecting, pending_changes, stop_collecting
+from .failures import store_is_down
 from .filters import conditions, ordering, sort_key_names
 from .leases import SqlLeases, lease_tables
 from .lifecycle import Clock, check_feedback, pending_predicate, stamps
@@ -46,6 +47,7 @@ from .outcomes import (
     SqliteOutcomeIO,
     apply_outcomes,
 )
+from .now import now_sql
 from .model_guard import MODELS_KEY, check_models, model_record
 from .tables import CHANGE_TABLE, META_TABLE, OBJECT_TABLE, ModelTable, build_tables
 from .values import check_value
@@ -63,6 +65,10 @@ from .writes import (
 POLL_SECONDS = 0.1  # how soon a waiting reader notices another process's commit without a watch
 WATCHED_SECONDS = 2.0  # the same with a live watch (`wakeup`): a safety net only
 _NAMES_KEPT = 256  # column sets of write_outcomes remembered (see `_checked_outcome`)
+# Change-log entries deleted per transaction by `forget_changes`, and its time budget per
+# call: a batch holds the log's lock (writers wait at their change-log insert) only briefly.
+FORGET_BATCH = 5000
+FORGET_SECONDS = 5.0
 _ID_CHUNK = 500  # ids per IN (...) when reading many-to-many rows, under SQLite's variable limit
 # Written only by the store itself; a writer's value for them is ignored, as XOS ignores it.
 _READ_ONLY = frozenset({"id", "created", "updated", "leaf_model_name"})
@@ -183,6 +189,21 @@ class SqlStore:
             name: stmt.with_for_update() if self._postgres else stmt
             for name, stmt in self._row_stmts.items()
         }
+        changes = self._changes
+        self._latest_stmt = sa.select(sa.func.max(changes.c.seq))
+        # The oldest entries, each with whether it is older than `:age` seconds (store time);
+        # an entry written before the log had times (`at` NULL) counts as old.
+        self._oldest_stmt = (
+            sa.select(
+                changes.c.seq,
+                sa.or_(
+                    changes.c.at.is_(None),
+                    changes.c.at < sa.text(f"{now_sql(engine.dialect.name)} - :age"),
+                ),
+            )
+            .order_by(changes.c.seq)
+            .limit(sa.bindparam("n"))
+        )
         self._version_stmt = sa.select(self._meta.c.value).where(self._meta.c.key == "core_version")
         self._plans = {mt.name: CreatePlan.of(mt) for mt in tables.values() if mt.table is not None}
         self._engine_statements = EngineStatements(tables, self._objects)
@@ -286,7 +307,7 @@ class SqlStore:
                 finally:
                     stop_collecting(conn)
         except sa.exc.SQLAlchemyError as exc:
-            raise failure(f"store write failed: {_reason(exc)}") from None
+            raise _failure(exc, failure)(f"store write failed: {_reason(exc)}") from None
         self._commit_seen()
 
     def _commit_seen(self) -> None:
@@ -307,7 +328,7 @@ class SqlStore:
                 with conn.begin():
                     yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"store read failed: {_reason(exc)}") from None
+            raise _failure(exc, StoreError)(f"store read failed: {_reason(exc)}") from None
 
     def _create_checked(
         self, mt: ModelTable, checked: list[_Checked], actor: Actor
@@ -341,7 +362,7 @@ class SqlStore:
                     _rollback(cursor)
                     raise
             except sqlite3.Error as exc:
-                raise failure(f"store write failed: {_first_line(exc)}") from None
+                raise _failure(exc, failure)(f"store write failed: {_first_line(exc)}") from None
         self._commit_seen()
 
     def _sqlite_writer(self) -> tuple[SqliteWrites, Any]:
@@ -688,6 +709,54 @@ class SqlStore:
                     timeout=min(remaining, WATCHED_SECONDS if watched else POLL_SECONDS),
                 )
 
+    def latest_change(self) -> int:
+        """The newest change's `seq`: one read of the primary key's last entry."""
+        with self._read() as conn:
+            found = conn.execute(self._latest_stmt).scalar()
+        return int(found) if found is not None else 0
+
+    def forget_changes(self, age_seconds: float) -> int:
+        """Delete change-log entries older than `age_seconds`, `FORGET_BATCH` a transaction.
+
+        Each batch reads the oldest `FORGET_BATCH` entries (the primary key's first ones, so
+        a batch costs the same however long the log is) and deletes the run of them, from
+        the oldest, that is older than the window: only a prefix of the log goes, and never
+        the newest entry, which is what readers rely on (`Store.changes`). An entry younger
+        than the window stops the pruning, even if later ones are older (entries of several
+        processes' clocks on SQLite): they go once it has aged too. Returns within about
+        `FORGET_SECONDS`; what is left goes on the next call.
+        """
+        if isinstance(age_seconds, bool) or not isinstance(age_seconds, (int, float)):
+            raise InvalidArgument(
+                f"change-log age must be a number of seconds, got {age_seconds!r}"
+            )
+        if not age_seconds >= 0:
+            raise InvalidArgument(f"change-log age must be 0 or more seconds, got {age_seconds!r}")
+        deadline = time.monotonic() + FORGET_SECONDS
+        forgotten = 0
+        while True:
+            deleted, more = self._forget_batch(float(age_seconds))
+            forgotten += deleted
+            if not more or time.monotonic() >= deadline:
+                return forgotten
+
+    def _forget_batch(self, age_seconds: float) -> tuple[int, bool]:
+        """One batch of `forget_changes`: (entries deleted, whether older ones may be left)."""
+        c = self._changes.c
+        with self._write() as conn:
+            newest = conn.execute(self._latest_stmt).scalar()
+            rows = conn.execute(self._oldest_stmt, {"age": age_seconds, "n": FORGET_BATCH}).all()
+            bound = None
+            for seq, old in rows:
+                if not old or seq == newest:
+                    break
+                bound = seq
+            if bound is None:
+                return 0, False
+            deleted = conn.execute(sa.delete(self._changes).where(c.seq <= bound)).rowcount
+        # A full batch, all of it old: older entries may follow.
+        return int(deleted), bound == rows[-1][0] and len(rows) == FORGET_BATCH
+
     def close(self) -> None:
         if self._watch is not None:
             self._watch.close()
@@ -931,6 +1000,12 @@ def _merge(records: list[Record], order_by: Sequence[str]) -> list[Record]:
         present.sort(key=lambda r: r[name], reverse=descending)
         records = absent + present if descending else present + absent
     return records
+
+
+def _failure(exc: BaseException, otherwise: type[StoreError]) -> type[StoreError]:
+    """The error to raise for a failed statement: `Unavailable` when the database itself is
+    down or unreachable (callers wait for it, the core answers UNAVAILABLE), else `otherwise`."""
+    return Unavailable if store_is_down(exc) else otherwise
 
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:

@@ -140,6 +140,9 @@ def internal_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("model", sa.Text, nullable=False),
         sa.Column("object_id", sa.Integer, nullable=False),
+        # When the change committed (store time), for retention (`SqlStore.forget_changes`).
+        # NULL on rows written before the column existed: those count as old.
+        sa.Column("at", sa.Float(precision=53), nullable=True),
         sqlite_autoincrement=True,
     )
     meta = sa.Table(

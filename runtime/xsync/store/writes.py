@@ -22,7 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from xprotogen.options import NowDefault
 
 from .base import ChangeKind
-from .changelog import pending_changes
+from .changelog import log_insert, pending_changes
 from .tables import ModelTable
 
 
@@ -114,7 +114,7 @@ class SqliteStatements:
             sa.select(objects.c.model).where(objects.c.id == sa.bindparam("id")), dialect
         )
         self.log = compile_statement(
-            sa.insert(changes).values(
+            log_insert(changes, dialect.name).values(
                 kind=sa.bindparam("kind"),
                 model=sa.bindparam("model"),
                 object_id=sa.bindparam("object_id"),
