@@ -83,6 +83,7 @@ def test_the_served_methods_are_the_ones_the_proto_declares() -> None:
     """The .proto text (`xsgen proto`) and the core's method table come from one definition."""
     from xprotogen.core_models import BUILTIN_CORE_PATH
     from xprotogen.loader import load_schema
+    from xprotogen.targets.proto import SERVICE_RPCS
     from xsync.grpc.protocol import MODEL_METHODS, protocol_for
 
     schema = load_schema([str(BUILTIN_CORE_PATH), str(ROOT / "examples/hello/hello.xproto")])
@@ -93,9 +94,7 @@ def test_the_served_methods_are_the_ones_the_proto_declares() -> None:
         for method in protocol._pool.FindServiceByName(service).methods
     }
     served = {api.path(prefix) for api in protocol.models.values() for prefix in MODEL_METHODS}
-    served |= {
-        f"/{service}/{name}" for service in protocol.services for name in ("Watch", "GetVersion")
-    }
+    served |= {f"/{service}/{name}" for service in protocol.services for name, _, _ in SERVICE_RPCS}
     assert served == declared
     hello = (
         protocol.models["Hello"]

@@ -124,6 +124,15 @@ MODEL_RPCS: tuple[tuple[str, str, str], ...] = (
     ("Purge", f"{COMMON_PACKAGE}.ID", "google.protobuf.Empty"),
     ("Pending", f"{COMMON_PACKAGE}.PendingRequest", "{p}"),
 )
+# The RPCs of every service besides its models' (name, request type, response type), listed
+# after them; the server and the served-methods test read this table too.
+SERVICE_RPCS: tuple[tuple[str, str, str], ...] = (
+    ("Watch", f"{COMMON_PACKAGE}.WatchRequest", f"stream {COMMON_PACKAGE}.Change"),
+    ("GetVersion", "google.protobuf.Empty", f"{COMMON_PACKAGE}.Version"),
+    # Where the change log ends, without reading it: a watcher that wants only what comes
+    # next starts its Watch there.
+    ("LatestChange", "google.protobuf.Empty", f"{COMMON_PACKAGE}.LatestChange"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +368,7 @@ def render_proto_files(api: ProtoApi) -> dict[str, str]:
             package=PACKAGE,
             common_file=COMMON_FILE,
             common=COMMON_PACKAGE,
+            service_rpcs=SERVICE_RPCS,
         )
     return texts
 

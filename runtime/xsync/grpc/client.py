@@ -40,7 +40,10 @@ from .outcomes import portable
 from .leases import decode_reply as decode_lease_reply
 from .leases import encode as encode_lease
 from .leases import path as lease_path
-from .protocol import DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
+from .retention import PATH as RETENTION_PATH
+from .retention import decode_reply as decode_retention_reply
+from .retention import encode_request as encode_retention
+from .protocol import CORE_STORE_DOWN, DEFAULT_MESSAGE_LIMIT, REPLY_LIMIT, ModelApi, protocol_for
 from .stream_create import CHUNK_KEY, CREATED_KEY, ITEM_KEY, MAX_CHUNK, STREAM_CREATE
 
 ERROR_OF: dict[grpc.StatusCode, type[StoreError]] = {
@@ -480,6 +483,29 @@ class RemoteStore:
         deadline = self._timeout + (timeout or 0.0)
         return list(self._stream(request, deadline))
 
+    def latest_change(self) -> int:
+        reply = self._call(
+            self._protocol.latest_change_path(),
+            self._protocol.empty(),
+            self._protocol.common("LatestChange"),
+        )
+        return int(reply.seq)
+
+    def forget_changes(self, age_seconds: float) -> int:
+        """Ask the core to prune its change log (an account that may sync; see `retention`)."""
+        call = self._calls.get(RETENTION_PATH)
+        if call is None:
+            call = self._calls[RETENTION_PATH] = self._channel.unary_unary(
+                RETENTION_PATH,
+                request_serializer=encode_retention,
+                response_deserializer=decode_retention_reply,
+            )
+        metadata = (*self._credentials, (ACTOR_KEY, "synchronizer"))
+        try:
+            return int(call(age_seconds, metadata=metadata, timeout=self._timeout)["value"])
+        except grpc.RpcError as exc:
+            raise _store_error(exc, self) from None
+
     def watch(self, after: int = 0) -> Iterator[Change]:
         """Every change after `after`, as it commits, until the iterator is closed."""
         request = self._protocol.common("WatchRequest")(after=after)
@@ -555,6 +581,8 @@ def _store_error(exc: grpc.RpcError, remote: RemoteStore) -> StoreError:
     error = ERROR_OF.get(code) if code is not None else None
     if error is not None:
         return error(details or code.name)  # type: ignore[union-attr]
+    if code is grpc.StatusCode.UNAVAILABLE and (details or "").startswith(CORE_STORE_DOWN):
+        return Unavailable(f"core at {remote.endpoint}: {details}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return Unavailable(
             f"cannot reach the core at {remote.endpoint}: {_why_unreachable(code, details, remote)}"

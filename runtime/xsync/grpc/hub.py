@@ -4,8 +4,13 @@ Each stream is a `Subscription` living on the server's event loop: it waits on a
 event, not a thread. The hub keeps the latest `RECENT` changes, so a stream that starts
 from a recent point is served from memory (a thousand watchers starting at once would
 otherwise be a thousand reads of the log). A stream that starts further back, or falls more
-than `QUEUE_LIMIT` changes behind, reads from the change log itself (the log keeps every
-change), so a slow client costs a bounded amount of memory.
+than `QUEUE_LIMIT` changes behind, reads from the change log itself, so a slow client costs
+a bounded amount of memory.
+
+The log keeps changes for a retention window only (`Store.forget_changes`), but it always
+keeps the newest one: a stream that starts (or falls) behind what was pruned still gets a
+change whenever anything committed after its position, so a watcher that only wants to be
+woken is never left asleep; one that needs every change sees the gap in `seq`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import deque
 from ..store.base import Change, Store
 
 log = logging.getLogger("xsync.grpc.server")
+_UNKNOWN = 2**63  # `_complete_after` while the log's end is not known: memory serves no one
 
 QUEUE_LIMIT = 1000  # changes a stream may lag behind in memory
 RECENT = 1000  # latest changes kept for streams that start
@@ -85,7 +91,9 @@ class ChangeHub:
         self.poll_seconds = poll_seconds
         self.latest = 0
         self._recent: deque[Change] = deque(maxlen=RECENT)
-        self._complete_after = 0  # `_recent` holds every change after this seq
+        # `_recent` holds every change after this seq; until the log's end is known, none.
+        self._complete_after = _UNKNOWN
+        self._position_known = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscriptions: set[Subscription] = set()
         self._stop = threading.Event()
@@ -99,12 +107,9 @@ class ChangeHub:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         try:
-            changes = self.store.changes(0)
+            self._take_position()
         except Exception as exc:  # noqa: BLE001 - a store that is not ready is retried below
             log.warning("cannot read the store's change log: %s", exc)
-            changes = []
-        self.latest = changes[-1].seq if changes else 0
-        self._remember(changes)
         self._thread = threading.Thread(target=self._follow, name="xsync-core-watch", daemon=True)
         self._thread.start()
 
@@ -157,7 +162,16 @@ class ChangeHub:
         for sub in list(self._subscriptions):
             sub.offer(changes)
 
+    def _take_position(self) -> None:
+        """Start following at the log's end: where the next change will be read from."""
+        self.latest = self.store.latest_change()
+        self._complete_after = self.latest
+        self._position_known = True
+
     def _next_changes(self) -> list[Change]:
+        if not self._position_known:
+            self._take_position()
+            return []
         if self._subscriptions:
             return self.store.changes(self.latest, timeout=self.poll_seconds)
         # Nobody is watching: one read a second keeps `_recent` current without a read of

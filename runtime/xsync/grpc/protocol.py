@@ -34,6 +34,10 @@ MessageClass = type[Message]
 DEFAULT_MESSAGE_LIMIT = 16 * 1024 * 1024
 REPLY_LIMIT = 256 * 1024 * 1024
 
+# How the details of UNAVAILABLE begin when the core is up but its own store is not, so a
+# client does not report the core itself as unreachable.
+CORE_STORE_DOWN = "the core's store is unavailable"
+
 # Per-model methods: name prefix -> (request type, response type), as `xsgen proto` writes them.
 STREAM = "stream "  # how `MODEL_RPCS` marks a stream of messages
 MODEL_METHODS: dict[str, tuple[str, str]] = {
@@ -95,11 +99,14 @@ class Protocol:
         return self.message_class(name if "." in name else f"{PACKAGE}.{name}")
 
     def watch_path(self) -> str:
-        """Every service has Watch and GetVersion; the first service's are used."""
+        """Every service has the RPCs of `SERVICE_RPCS`; the first service's are used."""
         return f"/{self.services[0]}/Watch"
 
     def version_path(self) -> str:
         return f"/{self.services[0]}/GetVersion"
+
+    def latest_change_path(self) -> str:
+        return f"/{self.services[0]}/LatestChange"
 
 
 _CACHE: dict[str, Protocol] = {}

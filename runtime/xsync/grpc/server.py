@@ -36,6 +36,7 @@ from xprotogen.schema import Schema
 from ..accounts import Account, AccountBook, plain_account
 from . import leases as lease_rpc
 from . import outcomes as outcome_rpc
+from . import retention as retention_rpc
 from ..login_throttle import LoginThrottle, TooManyAttempts, grpc_peer_address, login
 from ..store.base import (
     Actor,
@@ -47,6 +48,7 @@ from ..store.base import (
     Store,
     StoreError,
     Unauthenticated,
+    Unavailable,
 )
 from ..store.values import shown
 from .auth import Metadata, actor_of, presented_credentials
@@ -54,6 +56,7 @@ from .convert import add_record, record_message, written_values
 from .hub import ChangeHub, Subscription
 from .stream_create import STREAM_CREATE, StreamCreate
 from .protocol import (
+    CORE_STORE_DOWN,
     DEFAULT_MESSAGE_LIMIT,
     MODEL_METHODS,
     REPLY_LIMIT,
@@ -69,6 +72,8 @@ STATUS_OF: dict[type[StoreError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    # The core's own store is down (its database unreachable): callers wait and retry.
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 # Query ops (XOS's names) to the store's Django-style suffixes.
 QUERY_OPS = {
@@ -456,9 +461,7 @@ def _guarded(behaviour: Behaviour) -> Behaviour:
         try:
             return await behaviour(request, context, account)
         except StoreError as exc:
-            await context.abort(
-                STATUS_OF.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc)
-            )
+            await context.abort(*_status(exc))
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:  # noqa: BLE001 - the server must answer, not crash
@@ -477,6 +480,7 @@ class _Handlers:
         self.change_class = protocol.common("Change")
         self._sent: dict[int, tuple[Change, bytes]] = {}
         self.version_class = protocol.common("Version")
+        self.latest_class = protocol.common("LatestChange")
         self.empty_class = protocol.message_class("google.protobuf.Empty")
         self.stream_create = StreamCreate(
             store, runner.run, STATUS_OF, _actor, _may_write, _refuse_reverse
@@ -510,9 +514,19 @@ class _Handlers:
             out[f"/{service}/GetVersion"] = _Method(
                 _guarded(self._on_pool(self._version)), self.empty_class.FromString, streams=False
             )
+            out[f"/{service}/LatestChange"] = _Method(
+                _guarded(self._on_pool(self._latest_change)),
+                self.empty_class.FromString,
+                streams=False,
+            )
         out[outcome_rpc.PATH] = _Method(
             _guarded(self._on_pool(self._outcomes)),
             bytes,  # decoded in `_outcomes`, so a bad value is refused naming its field
+            streams=False,
+        )
+        out[retention_rpc.PATH] = _Method(
+            _guarded(self._on_pool(self._forget_changes)),
+            bytes,  # decoded in `_forget_changes`, so a bad value is refused naming it
             streams=False,
         )
         for method, writes in lease_rpc.METHODS.items():
@@ -532,6 +546,12 @@ class _Handlers:
 
         lease_call.__name__ = f"lease_{method.lower()}"
         return lease_call
+
+    def _forget_changes(self, request: bytes, account: Account, actor: Actor) -> bytes:
+        # Deletes, as the lease housekeeping does: only accounts that may sync may ask.
+        _may_write(account, "synchronizer")
+        age = retention_rpc.decode_request(request)
+        return retention_rpc.encode_reply(self.store.forget_changes(age))
 
     def _outcomes(self, request: bytes, account: Account, actor: Actor) -> bytes:
         _may_write(account, actor)
@@ -685,6 +705,11 @@ class _Handlers:
         )
         return reply
 
+    def _latest_change(self, request: Message, account: Account, actor: Actor) -> Message:
+        # A read, like GetVersion and Watch: any account that logged in may ask.
+        reply: Message = self.latest_class(seq=self.store.latest_change())
+        return reply
+
     async def _watch(
         self, request: Any, context: Context, account: Account
     ) -> AsyncIterator[bytes]:
@@ -713,9 +738,7 @@ class _Handlers:
                     yield self._change(change)
                 batch = await self._next_batch(sub, None)
         except StoreError as exc:
-            await context.abort(
-                STATUS_OF.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc)
-            )
+            await context.abort(*_status(exc))
         finally:
             self.runner.hub.unsubscribe(sub)
 
@@ -756,6 +779,14 @@ class _Handlers:
                 self._sent.clear()
             self._sent[change.seq] = found
         return found[1]
+
+
+def _status(exc: StoreError) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a store error is answered with."""
+    code = STATUS_OF.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return code, f"{CORE_STORE_DOWN}: {exc}"
+    return code, str(exc)
 
 
 def _serialize(message: Message | bytes) -> bytes:
