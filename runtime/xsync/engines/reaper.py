@@ -93,17 +93,29 @@ class Reaper:
     def _touched_models(self) -> set[str]:
         """The reaped models to scan: all of them the first time, then those the store's
         change log names since the last pass (with the models their links point at, when an
-        object was deleted)."""
+        object was deleted).
+
+        The log is pruned (`Store.forget_changes`), so entries after the last pass may be
+        gone: an object deleted then would never be named again. Pruning removes only the
+        oldest entries and keeps the newest, so entries were missed exactly when the first
+        one read is numbered above the last one seen plus one; every model is scanned then.
+        """
+        if self._seen_seq is None:
+            try:
+                # Taken before the scan: what changes while it runs is named next time.
+                self._seen_seq = self.store.latest_change()
+            except Exception:  # noqa: BLE001 - the log's end is asked again next pass
+                pass
+            return set(self.models)
         try:
-            found = self.store.changes(self._seen_seq or 0)
+            found = self.store.changes(self._seen_seq)
         except Exception:  # noqa: BLE001 - without the change log, scan everything
             return set(self.models)
-        first = self._seen_seq is None
-        if found:
-            self._seen_seq = found[-1].seq
-        elif first:
-            self._seen_seq = 0
-        if first:
+        if not found:
+            return set()
+        missed = found[0].seq > self._seen_seq + 1
+        self._seen_seq = found[-1].seq
+        if missed:
             return set(self.models)
         reaped = set(self.models)
         touched: set[str] = set()

@@ -3,6 +3,11 @@
 Each change is read back and summarized once, in the follower thread, then offered to every
 subscriber's asyncio queue through its event loop. A subscriber that falls too far behind is
 told to re-read the list (`resync`) instead of being sent an ever longer queue.
+
+The change log keeps changes for a retention window only (`Store.forget_changes`), always
+keeping the newest. Pruning removes only its oldest entries, so a reader at `seq` has missed
+some exactly when the first change it reads is numbered above `seq + 1`: then the feed cannot
+say what changed, and every page re-reads its list instead (as for a full queue).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .state import StatusReader
 Message = dict[str, Any]
 QUEUE_LIMIT = 1000  # messages a page may lag behind before it is told to reload its list
 CLOSED: Message = {"closed": True}
+RESYNC: Message = {"resync": True}  # changes were missed: re-read the list
 
 log = logging.getLogger("xsync.ui")
 
@@ -34,6 +40,9 @@ class Subscription:
     def offer(self, message: Message) -> None:
         """Runs in the subscriber's loop."""
         if message is CLOSED:
+            self.queue.put_nowait(message)
+        elif message is RESYNC:
+            self.overflowed = True  # the stream sends "resync" when it takes the next message
             self.queue.put_nowait(message)
         elif self.queue.qsize() >= QUEUE_LIMIT:
             self.overflowed = True
@@ -103,7 +112,7 @@ class ChangeFeed:
     def backlog(self, after: int) -> list[Message] | None:
         """Messages for the changes after `after`, newest state only; None if too many."""
         changes = self.reader.store.changes(after)
-        if len(changes) > QUEUE_LIMIT:
+        if len(changes) > QUEUE_LIMIT or _missed(after, changes):
             return None
         return self.messages(changes)
 
@@ -137,11 +146,19 @@ class ChangeFeed:
 
     def _current_seq(self) -> int:
         try:
-            changes = self.reader.store.changes(0)
+            return self.reader.store.latest_change()
         except Exception as exc:
             log.warning("cannot read the store's change feed: %s", exc)
             return 0
-        return changes[-1].seq if changes else 0
+
+    def _resync(self) -> None:
+        """Changes were pruned before this feed read them: reload the index, tell the pages."""
+        log.warning("the change log was pruned past this page's position: reloading the list")
+        self.index.load(self.clock())
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for sub in subscribers:
+            _call_soon(sub, RESYNC)
 
     def _follow(self) -> None:
         # The index is read here, not in `start`: 100,000 objects take seconds, and the server
@@ -156,7 +173,11 @@ class ChangeFeed:
         while not self._stop.is_set():
             try:
                 changes = self.reader.store.changes(self.latest_seq, timeout=self.poll_seconds)
-                messages = self.messages(changes)
+                if _missed(self.latest_seq, changes):
+                    self._resync()
+                    messages = []  # the reload has read them
+                else:
+                    messages = self.messages(changes)
                 self.index.refresh_due(self.clock())
             except Exception as exc:
                 # The store may be restarting: say so once a second and keep trying.
@@ -171,6 +192,11 @@ class ChangeFeed:
             for message in messages:
                 for sub in subscribers:
                     _call_soon(sub, message)
+
+
+def _missed(after: int, changes: Sequence[Change]) -> bool:
+    """Whether entries after `after` were pruned before `changes` were read (see above)."""
+    return bool(changes) and changes[0].seq > after + 1
 
 
 def _call_soon(sub: Subscription, message: Message) -> None:
