@@ -70,6 +70,7 @@ def run_synchronizer(
                 events=build_event_engine(runtime, log, metrics),
                 events_timeout=timeout or 30.0,
                 leadership=runtime.leadership,
+                retention=runtime.retention,
             )
             if runner.events is not None:
                 # Started by the passes or by run_forever; stopped here in every mode. Finished

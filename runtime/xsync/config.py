@@ -118,6 +118,8 @@ class Config:
     # smaller batch once its oldest outcome has waited this long.
     outcome_batch_size: int = 500
     outcome_flush_seconds: float = 0.2
+    # Change-log entries older than this are deleted by the leader (see `retention`).
+    change_log_retention_seconds: float = 86400.0
 
     @property
     def directory(self) -> Path:
@@ -148,6 +150,7 @@ _TOP_KEYS = (
     "lease_seconds",
     "outcome_batch_size",
     "outcome_flush_seconds",
+    "change_log_retention_seconds",
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password", "tls")
 _TLS_KEYS = ("ca", "cert", "key", "server_name")
@@ -289,6 +292,10 @@ class _Reader:
             lease_seconds=self.optional(top, "lease_seconds", self.positive) or 15.0,
             outcome_batch_size=self.optional(top, "outcome_batch_size", self.worker_count) or 500,
             outcome_flush_seconds=self.optional(top, "outcome_flush_seconds", self.positive) or 0.2,
+            change_log_retention_seconds=self.optional(
+                top, "change_log_retention_seconds", self.positive
+            )
+            or 86400.0,
         )
 
     # --- structure ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from .loader import (
 )
 from .observability import LOGGER_NAME, Metrics
 from .planner import ModelDeps
+from .retention import ChangeLogRetention
 from .store.base import Store, StoreError, Unauthenticated, Unavailable
 from .store.version import VersionSpecError, is_plain_version, version_matches
 
@@ -69,6 +70,8 @@ class Runtime:
     # Several runners share the work (PostgreSQL or a core): leases on objects, one leader.
     claims: Claims | None = None
     leadership: Leadership | None = None
+    # The change log's pruning, run by the leader (see `retention`).
+    retention: ChangeLogRetention | None = None
 
     def start_sharing(self) -> None:
         """Take part in the sharing: renew leases, seek the leadership (no-op for one runner)."""
@@ -222,6 +225,11 @@ def build_runtime(
         pulls,
         compat,
         reaper,
+        retention=ChangeLogRetention(
+            accessor.store,
+            config.change_log_retention_seconds,
+            log=log or logging.getLogger(LOGGER_NAME),
+        ),
     )
     try:
         _share_work(runtime, log, metrics)
@@ -412,8 +420,10 @@ class Runner:
         events: EventEngine | None = None,
         events_timeout: float = 30.0,
         leadership: Leadership | None = None,
+        retention: ChangeLogRetention | None = None,
     ) -> None:
         self.engine = engine
+        self.retention = retention
         # With several runners, only the leader runs policies, pull steps and the reaper.
         self.leadership = leadership
         self.policies = policies
@@ -461,6 +471,8 @@ class Runner:
             report.reaped = self.reaper.run_pass()
         if self.engine.claims is not None and leading:
             self.engine.claims.forget_ended()
+        if self.retention is not None and leading:
+            self.retention.run_due()
         self.log.debug(
             "pass done", extra={"seconds": round(report.seconds, 6), "worked": report.worked}
         )
