@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -288,5 +289,106 @@ def test_pruning_through_the_core_needs_an_account_that_may_sync(tmp_path: Path)
         assert retention.run_due() == 5
         assert [c.seq for c in core.store.changes(0)] == [6]
         assert remote.latest_change() == 6
+    finally:
+        core.close()
+
+
+def test_the_status_page_reloads_when_entries_it_had_not_read_were_pruned(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from ui_support import HELLO, MODELS, Hello
+    from xprotogen.loader import load_schema
+    from xsync.planner import LinkFields
+    from xsync.ui.feed import ChangeFeed
+    from xsync.ui.index import StatusIndex
+    from xsync.ui.state import StatusReader
+
+    schema = load_schema([HELLO], core="auto")
+    store = sql_store.open_store(f"sqlite:///{tmp_path / 'h.db'}", schema)
+    hello = Hello(store, schema)
+    earth = store.create("World", {"name": "earth"})["id"]
+    gate = threading.Event()
+    gate.set()
+
+    class HeldStore:
+        """The store, whose change-log reads wait while `gate` is clear."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def changes(self, after: int = 0, *, timeout: float | None = None) -> list[Change]:
+            gate.wait(10)
+            return store.changes(after, timeout=timeout)
+
+    index = StatusIndex(store, MODELS, LinkFields.from_model_deps(hello.deps), MODELS)
+    reader = StatusReader(HeldStore(), MODELS, hello.deps, index.waited_by)  # type: ignore[arg-type]
+    feed = ChangeFeed(reader, index, poll_seconds=0.05)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def subscribe() -> Any:
+        return feed.subscribe()
+
+    feed.start()
+    try:
+        sub = asyncio.run_coroutine_threadsafe(subscribe(), loop).result(5)
+        assert index.wait_ready(10)
+        gate.clear()
+        time.sleep(0.3)  # the feed now waits before its next read
+        before = feed.latest_seq
+        store.create("Country", {"name": "atlantis", "world_id": earth})
+        store.create("Country", {"name": "mu", "world_id": earth})
+        age_entries(store, 2 * HOUR)
+        assert store.forget_changes(HOUR) >= 1
+        assert store.changes(before)[0].seq > before + 1  # the feed's next entry is gone
+        gate.set()
+        assert wait_until(lambda: sub.overflowed, 5)  # told to re-read the list
+        assert feed.backlog(before) is None  # a page reconnecting there re-reads it too
+        assert index.counts()["Country"] and wait_until(
+            lambda: sum(index.counts()["Country"].values()) == 2, 5
+        )
+    finally:
+        gate.set()
+        feed.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        store.close()
+
+
+def test_a_watch_from_before_the_pruned_entries_still_gets_the_newest(tmp_path: Path) -> None:
+    from core_support import account_book
+    from xsync.grpc.server import serve
+    from xsync.login_throttle import LoginThrottle
+
+    core = LiveCore(tmp_path)
+    try:
+        make_changes(core.client("alice"), 3)
+        make_changes(core.client("alice"), 3)
+        age_entries(core.store, 2 * HOUR)
+        assert core.store.forget_changes(HOUR) == 5
+        # A core started after the pruning: its change hub holds nothing in memory, so the
+        # watch reads the log from position 3, and gets what is left of it.
+        second = serve(
+            core.store,
+            core.schema,
+            listen="127.0.0.1:0",
+            accounts=account_book(),
+            throttle=LoginThrottle(base=0.01, cap=0.05),
+        )
+        try:
+            viewer = RemoteStore(
+                second.endpoint, core.schema, username="viewer", password="viewer-pw"
+            )
+            try:
+                assert [c.seq for c in viewer.changes(3, timeout=5)] == [6]
+                assert viewer.latest_change() == 6
+                assert viewer.changes(6, timeout=0.2) == []
+            finally:
+                viewer.close()
+        finally:
+            second.stop(0)
     finally:
         core.close()
