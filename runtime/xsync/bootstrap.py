@@ -65,8 +65,9 @@ def xproto_problem(exc: XprotoError) -> str:
 
 
 def store_problem(config: Config, exc: StoreError) -> str:
-    # The core's errors already name the endpoint and say what to check.
-    if isinstance(exc, (Unavailable, Unauthenticated)):
+    # The core's errors already name the endpoint and say what to check; an embedded store's
+    # (a database that went away is `Unavailable` too) are named after the config.
+    if isinstance(exc, (Unavailable, Unauthenticated)) and config.accessor is not None:
         return str(exc)
     return f"{config.path}: store: {exc}"
 
