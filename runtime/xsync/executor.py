@@ -59,6 +59,10 @@ Prepare = Callable[[list[Key]], set[Key]]
 # A call running this long, with objects ready, brings another worker (up to max_workers).
 SLOW_CALL_SECONDS = 0.002
 RAMP_CHECK_SECONDS = 0.002
+# Checks that find every call quick come ever less often, up to this interval: each check
+# takes the interpreter lock from a worker busy with quick calls (at every 2 ms, a pass of
+# no-op steps ran 18 % slower with 4 workers allowed than with 1).
+RAMP_CHECK_MAX_SECONDS = 0.064
 
 
 class Supervisor(Protocol):
@@ -233,19 +237,24 @@ class _Run:
         ready: a step that waits on something (a REST call) gets every worker it may have
         within milliseconds, while quick steps run on one thread, as more threads would only
         take turns at the interpreter lock."""
+        ramp_check = RAMP_CHECK_SECONDS
         while True:
             with self.lock:
                 if self.workers == 0:
                     return
                 wanted = self.workers < most and bool(self.ready)
-                wait = RAMP_CHECK_SECONDS if wanted else 0.25
+                wait = ramp_check if wanted else 0.25
                 deadline = supervisor.next_deadline()
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - time.monotonic()) + 0.001)
                 self.watch.wait(wait)
                 wanted = self.workers < most and bool(self.ready) and not self._stopping()
-            if wanted and supervisor.longest_call() >= SLOW_CALL_SECONDS:
-                self._start_worker()
+            if wanted:
+                if supervisor.longest_call() >= SLOW_CALL_SECONDS:
+                    self._start_worker()
+                    ramp_check = RAMP_CHECK_SECONDS
+                else:
+                    ramp_check = min(ramp_check * 2, RAMP_CHECK_MAX_SECONDS)
             for key in supervisor.overdue():
                 outcome = supervisor.take_over(key)
                 if outcome is None:
