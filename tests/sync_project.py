@@ -110,9 +110,17 @@ def non_loopback_address() -> str:
 
 
 class Core:
-    """`xsync core` serving the project's models on `endpoint`, TLS or plaintext."""
+    """`xsync core` serving the project's models on `endpoint`, TLS or plaintext; with
+    `client_ca`, only to callers with a client certificate it signed."""
 
-    def __init__(self, project: Path, listen: str, tls: tuple[Path, Path] | None) -> None:
+    def __init__(
+        self,
+        project: Path,
+        listen: str,
+        tls: tuple[Path, Path] | None,
+        *,
+        client_ca: Path | None = None,
+    ) -> None:
         config = project / "core.yaml"
         config.write_text(
             json.dumps(
@@ -125,6 +133,8 @@ class Core:
             )
         )
         extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        if client_ca is not None:
+            extra += ["--tls-client-ca", str(client_ca)]
         self.process = start_xsync("core", str(config), "--listen", listen, *extra)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="require a client certificate signed by this CA (mutual TLS; needs --tls-cert)",
+    )
+    parser.add_argument(
         "--migrated",
         action="store_true",
         help="accept models that break the store's data: you migrated it for them",
@@ -92,13 +97,15 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     from .store import StoreError
     from .grpc.server import serve
 
+    # The command line first: a wrong flag is reported before anything is read or said.
+    tls = _tls(args)
+    client_ca = _client_ca(args)
     config = load(args.config)
     url = args.db or config.store
     if not url:
         raise StartupError(f"{args.config}: no store: set 'store' in the config or pass --db URL")
     accounts = _accounts(args, config)
     message_limit = _message_limit(args, config)
-    tls = _tls(args)
     schema, store = open_served_store(config, url, migrated=args.migrated)
     try:
         server = serve(
@@ -107,6 +114,7 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
             listen=args.listen,
             accounts=accounts,
             tls=tls,
+            client_ca=client_ca,
             message_limit=message_limit,
         )
     except StoreError as exc:
@@ -184,7 +192,30 @@ def _tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
         return None
     if not (args.tls_cert and args.tls_key):
         raise StartupError("--tls-cert and --tls-key go together")
+    return _read("--tls-cert", args.tls_cert), _read("--tls-key", args.tls_key)
+
+
+def _client_ca(args: argparse.Namespace) -> bytes | None:
+    """The CA that signs the certificates of the callers `--tls-client-ca` lets in."""
+    if not args.tls_client_ca:
+        return None
+    if not args.tls_cert:
+        raise StartupError(
+            "--tls-client-ca needs --tls-cert and --tls-key: "
+            "client certificates are asked for only over TLS"
+        )
+    pem = _read("--tls-client-ca", args.tls_client_ca)
+    # grpcio would take anything here and refuse every caller later, one log line per try.
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise StartupError(
+            f"--tls-client-ca: {args.tls_client_ca} is not a PEM certificate "
+            "(no -----BEGIN CERTIFICATE----- line)"
+        )
+    return pem
+
+
+def _read(flag: str, path: str) -> bytes:
     try:
-        return Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
-        raise StartupError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise StartupError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None

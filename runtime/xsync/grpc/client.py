@@ -570,6 +570,23 @@ def _stream_error(
     return CreateStreamError(str(error), created=records, index=index)
 
 
+class CoreUnreachable(Unavailable):
+    """The core at `endpoint` did not answer; `reason` says why, in words a person can act on."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"cannot reach the core at {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+class TlsRefused(CoreUnreachable):
+    """The TLS handshake with the core failed: one side's certificate, CA or name is wrong.
+
+    Still `Unavailable` (a pass under way waits as for any lost core), but a runner that meets
+    it at start does not wait for it: no outage ends it, only a changed setting.
+    """
+
+
 def _store_error(exc: grpc.RpcError, remote: RemoteStore) -> StoreError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
@@ -584,37 +601,58 @@ def _store_error(exc: grpc.RpcError, remote: RemoteStore) -> StoreError:
     if code is grpc.StatusCode.UNAVAILABLE and (details or "").startswith(CORE_STORE_DOWN):
         return Unavailable(f"core at {remote.endpoint}: {details}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(
-            f"cannot reach the core at {remote.endpoint}: {_why_unreachable(code, details, remote)}"
-        )
+        return _unreachable(code, details or "", remote)
     name = code.name if code is not None else "ERROR"
     return StoreError(f"core at {remote.endpoint}: {name}: {details}")
 
 
-def _why_unreachable(code: grpc.StatusCode, details: str | None, remote: RemoteStore) -> str:
-    """gRPC's details as a reason a person can act on."""
-    details = details or ""
+def _unreachable(code: grpc.StatusCode, details: str, remote: RemoteStore) -> CoreUnreachable:
+    """gRPC's details as a reason a person can act on; a failed handshake is `TlsRefused`."""
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"no answer within {remote._timeout:g} s"
-    if "Hostname Verification" in details and remote.tls is not None:
-        name = remote.tls.server_name or remote.endpoint.rsplit(":", 1)[0]
+        return CoreUnreachable(remote.endpoint, f"no answer within {remote._timeout:g} s")
+    refused = _tls_refusal(details, remote)
+    if refused is not None:
+        return TlsRefused(remote.endpoint, refused)
+    last = details.rsplit(": ", 1)[-1] if details else "unavailable"
+    if "Connection refused" in details:
+        last = "connection refused (is `xsync core` running there?)"
+    return CoreUnreachable(remote.endpoint, last)
+
+
+def _tls_refusal(details: str, remote: RemoteStore) -> str | None:
+    """Why the TLS handshake failed, or None when the connection failed some other way."""
+    tls = remote.tls
+    if "Hostname Verification" in details and tls is not None:
+        name = tls.server_name or remote.endpoint.rsplit(":", 1)[0]
         return (
             f"the core's certificate is not for {name!r} "
             "(set accessor.tls.server_name to a name it has)"
         )
+    if "WRONG_VERSION_NUMBER" in details and tls is not None:
+        return "the TLS handshake failed: the core does not serve TLS (remove accessor.tls?)"
     if "handshake" in details.lower() or "ssl" in details.lower():
         hint = (
             "is accessor.tls.ca the CA that signed the core's certificate?"
-            if remote.tls is not None
+            if tls is not None
             else "does the core serve TLS? then set accessor.tls"
         )
         return f"the TLS handshake failed ({hint})"
-    last = details.rsplit(": ", 1)[-1] if details else "unavailable"
-    if remote.tls is None and "Socket closed" in details:
-        return f"{last} (does the core serve TLS? then set accessor.tls)"
-    if "Connection refused" in details:
-        return "connection refused (is `xsync core` running there?)"
-    return last
+    # The peer closed a connection being set up. Over TLS 1.3 that is how a core refuses a
+    # client certificate (missing, or not signed by its --tls-client-ca): the client finished
+    # its side of the handshake, and the core's alert is lost with the connection.
+    if "Socket closed" not in details or "failed to connect" not in details:
+        return None
+    if tls is None:
+        return "the core closed the connection (does the core serve TLS? then set accessor.tls)"
+    if tls.cert is None:
+        return (
+            "the core refused the TLS handshake: it requires a client certificate "
+            "(set accessor.tls.cert and accessor.tls.key)"
+        )
+    return (
+        "the core refused the TLS handshake: it does not accept accessor.tls.cert "
+        "(is it signed by the CA of the core's --tls-client-ca?)"
+    )
 
 
 def _outcome_error(reply: Any) -> StoreError:

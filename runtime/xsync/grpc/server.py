@@ -134,6 +134,7 @@ def serve(
     username: str | None = None,
     password: str | None = None,
     tls: Tls | None = None,
+    client_ca: bytes | None = None,
     message_limit: int = DEFAULT_MESSAGE_LIMIT,
     workers: int = DEFAULT_WORKERS,
     max_rpcs: int = DEFAULT_MAX_RPCS,
@@ -142,7 +143,8 @@ def serve(
     """Start serving `store` on `listen` ("host:port"; port 0 picks a free one).
 
     Callers log in with one of `accounts`; `username`/`password` instead make a single
-    `admin` account (the single shared credential of earlier versions).
+    `admin` account (the single shared credential of earlier versions). `client_ca` (PEM)
+    makes a TLS core require a client certificate signed by it (mutual TLS).
     """
     if accounts is None:
         if username is None or password is None:
@@ -151,6 +153,8 @@ def serve(
     protocol = protocol_for(schema)
     if not protocol.services:
         raise InvalidArgument("the schema has no models to serve")
+    if client_ca is not None and tls is None:
+        raise InvalidArgument("client certificates (client_ca) need TLS (tls)")
     runner = _LoopRunner(store, workers)
     handlers = _Handlers(store, protocol, runner)
     dispatcher = _Dispatcher(handlers, accounts, throttle or LoginThrottle(), runner)
@@ -168,7 +172,11 @@ def serve(
             if tls is None:
                 port = server.add_insecure_port(listen)
             else:
-                credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
+                credentials = grpc.ssl_server_credentials(
+                    [(tls[1], tls[0])],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
                 port = server.add_secure_port(listen, credentials)
         except RuntimeError as exc:
             raise StoreError(f"cannot listen on {listen}: {exc}") from None
