@@ -210,6 +210,11 @@ ERRORS = [
         'expected a string (or "@file"), got a number (quote it)',
     ),
     (
+        "accessor: {endpoint: 'h:1', username: u, password: p, wait_seconds: -1}",
+        "accessor.wait_seconds",
+        "expected a finite number > 0, got -1",
+    ),
+    (
         "accessor: {endpiont: 'h:1'}",
         "accessor.endpiont",
         "unknown option (did you mean 'accessor.endpoint'?)",

@@ -1,5 +1,6 @@
-"""Fail fast: refused credentials or an unreachable core end `xsync run`, `status` and `ui` at
-once with one line naming the endpoint and the cause, and exit 1."""
+"""Fail fast: refused credentials end `xsync run`, `status` and `ui` at once with one line naming
+the endpoint and the cause, and exit 1; so does an unreachable core, except for a long-running
+`xsync run`, which waits for it (tests/test_core_wait.py)."""
 
 from __future__ import annotations
 
@@ -74,8 +75,10 @@ def test_a_core_that_is_down_is_one_line_and_exit_1(
     make_project(tmp_path, STEPS)
     endpoint = f"127.0.0.1:{free_port()}"  # nothing listens there
     config = runner_config(tmp_path, endpoint, None)
+    started = time.monotonic()
     result = xsync(command[0], str(config), *command[1:], timeout=60)
     assert result.returncode == 1
+    assert time.monotonic() - started < 15  # at once: --once and --until-idle do not wait
     prog = "xsync ui" if command[0] == "ui" else "xsync"
     assert result.stderr.strip().splitlines() == [
         f"{prog}: cannot reach the core at {endpoint}: connection refused "

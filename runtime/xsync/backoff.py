@@ -51,6 +51,8 @@ EVENT_ATTEMPTS = 3
 EVENT_RETRY = BackoffPolicy(base_seconds=0.2, cap_seconds=2.0)
 # A consumer that lost the event bus tries again this far apart.
 RECONNECT = BackoffPolicy(base_seconds=0.5, cap_seconds=10.0)
+# A runner whose core is down at start asks again this far apart: soon after the core is up.
+CORE_WAIT = BackoffPolicy(base_seconds=0.25, cap_seconds=4.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .config import Config
 
     from .connect import ModelAccessor
+    from .core_wait import CoreWait
     from .planner import ModelDeps
     from .store.base import Store
 
@@ -73,12 +74,17 @@ def store_problem(config: Config, exc: StoreError) -> str:
 
 
 def open_models(
-    config: Config, *, actor: Actor = "synchronizer", migrated: bool = False
+    config: Config,
+    *,
+    actor: Actor = "synchronizer",
+    migrated: bool = False,
+    core_wait: CoreWait | None = None,
 ) -> ModelAccessor:
     """The config's models bound to its store (embedded or a remote core), which has answered.
 
     Models that break the store's data are refused unless `migrated` (see `open_store`).
-    Close the accessor when done.
+    With `core_wait`, a remote core that is down is waited for (`StopRequested` when a signal
+    ends the wait). Close the accessor when done.
     """
     from .connect import connect
 
@@ -90,10 +96,16 @@ def open_models(
         raise StartupError(f"{config.path}: store: {exc}") from None
     try:
         # A remote core answers for the first time here: unreachable or refusing is one line.
-        accessor.store.model_names()
+        if core_wait is not None and config.accessor is not None:
+            core_wait.until_answered(accessor.store)
+        else:
+            accessor.store.model_names()
     except StoreError as exc:
         accessor.close()
         raise StartupError(store_problem(config, exc)) from None
+    except BaseException:
+        accessor.close()
+        raise
     return accessor
 
 

@@ -15,6 +15,7 @@ from .manager import Hooks, Manager, Part
 
 if TYPE_CHECKING:
     from .config import Config
+    from .core_wait import CoreWait
     from .observability import Metrics
 
 RunMode = Literal["once", "until-idle", "forever"]
@@ -33,6 +34,7 @@ def run_synchronizer(
     from .backend_state import count_states
     from .backoff import wall_clock
     from .connect import plaintext_warning
+    from .core_wait import StopRequested
     from .observability import Metrics
     from .runner import Runner, build_event_engine
     from .stopping import GracefulStop
@@ -47,7 +49,17 @@ def run_synchronizer(
     try:
         with parts:
             log = _setup_logging(config, log_level)
-            runtime = _build(config, metrics=metrics, log=log, migrated=migrated)
+            try:
+                runtime = _build(
+                    config,
+                    metrics=metrics,
+                    log=log,
+                    migrated=migrated,
+                    core_wait=_core_wait(config, mode, log),
+                )
+            except StopRequested as stopped:
+                log.info(str(stopped))
+                return EXIT_OK  # nothing had started: a clean stop
             parts.add("runtime", Hooks(on_stop=runtime.close))
             parts.start()  # from here on, whatever fails closes the runtime
             metrics.count_objects_with(
@@ -131,6 +143,18 @@ class _MetricsServerPart:
             self._server.close()
 
 
+def _core_wait(config: Config, mode: RunMode, log: logging.Logger) -> CoreWait | None:
+    """How `xsync run` waits for a core that is down at start: a long-running run until it
+    answers, and any run for `accessor.wait_seconds` when set. --once and --until-idle do not
+    wait by default: a CI job wants the failure."""
+    from .core_wait import CoreWait
+
+    accessor = config.accessor
+    if accessor is None or (mode != "forever" and accessor.wait_seconds is None):
+        return None
+    return CoreWait(accessor.endpoint, log=log, limit=accessor.wait_seconds)
+
+
 def _single_runner_lock(config: Config) -> Part:
     """The SQLite store's runner lock (nothing for a core or PostgreSQL): one runner per file."""
     from .runner_lock import SecondRunner, hold_single_runner
@@ -148,9 +172,11 @@ def _build(config: Config, **kwargs: Any) -> Any:
     """The runtime built from `config`, with every start-up problem as a `StartupError`."""
     from .runner import build_runtime
 
+    from .core_wait import StopRequested
+
     try:
         return build_runtime(config, **kwargs)
-    except StartupError:
+    except (StartupError, StopRequested):
         raise
     except Exception as exc:
         # Anything else at start-up is still the user's setup, not a crash to dump on them.

@@ -59,6 +59,9 @@ class AccessorConfig:
     username: str
     password: str
     tls: AccessorTls | None = None  # None: plaintext
+    # How long `xsync run` waits for a core that is down at start; None: a long-running run
+    # waits until it answers, --once and --until-idle do not wait.
+    wait_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,7 @@ _TOP_KEYS = (
     "outcome_flush_seconds",
     "change_log_retention_seconds",
 )
-_ACCESSOR_KEYS = ("endpoint", "username", "password", "tls")
+_ACCESSOR_KEYS = ("endpoint", "username", "password", "tls", "wait_seconds")
 _TLS_KEYS = ("ca", "cert", "key", "server_name")
 _CORE_KEYS = ("accounts", "max_message_mb")
 _ACCOUNT_KEYS = ("username", "password_hash", "role")
@@ -386,6 +389,7 @@ class _Reader:
             username=self.required(data, "username", self.text, prefix),
             password=self.required(data, "password", self.password, prefix),
             tls=self.tls(f"{prefix}tls", data["tls"]) if "tls" in data else None,
+            wait_seconds=self.optional(data, "wait_seconds", self.positive, prefix),
         )
 
     def core(self, key: str, value: object) -> CoreConfig:

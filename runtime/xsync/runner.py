@@ -42,6 +42,7 @@ from .store.base import Store, StoreError, Unauthenticated, Unavailable
 from .store.version import VersionSpecError, is_plain_version, version_matches
 
 if TYPE_CHECKING:
+    from .core_wait import CoreWait
     from .engines.events import EventEngine
 
 
@@ -132,12 +133,14 @@ def build_runtime(
     metrics: Metrics | None = None,
     log: logging.Logger | None = None,
     migrated: bool = False,
+    core_wait: CoreWait | None = None,
 ) -> Runtime:
     """Load the steps, open the store (creating or extending its tables), read model deps.
 
-    Models that break the store's data are refused unless `migrated` (see `open_store`).
+    Models that break the store's data are refused unless `migrated` (see `open_store`);
+    `core_wait` waits for a remote core that is down (see `open_models`).
     """
-    accessor = open_models(config, actor="synchronizer", migrated=migrated)
+    accessor = open_models(config, actor="synchronizer", migrated=migrated, core_wait=core_wait)
     # The synchronizer's code is loaded with the models ready: XOS code imports model
     # classes at module level (`from xossynchronizer.modelaccessor import Site`).
     compat = XOSCompat(config, accessor, log)
