@@ -9,9 +9,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from certificates import Authority
+from certificates import Authority, Issued
+from core_support import CoreProcess, write_core_config
+from store_support import SHOP, schema_from_text
 from sync_project import Core, free_port, make_project, runner_config, xsync
 from xsync.connect import connect
+from xsync.grpc.client import RemoteStore, TlsOptions, TlsRefused
 
 pytestmark = pytest.mark.slow
 
@@ -115,8 +118,8 @@ def test_the_core_refuses_a_client_ca_without_tls(tmp_path: Path, authority: Aut
     result = _core(tmp_path, "--tls-client-ca", str(authority.cert))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "xsync core: --tls-client-ca needs --tls-cert and --tls-key: "
-        "client certificates are asked for only over TLS"
+        "xsync core: --tls-client-ca needs --tls-cert and --tls-key (or core.tls in the "
+        "config): client certificates are asked for only over TLS"
     ]
 
 
@@ -126,3 +129,58 @@ def _core(project: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     listen = f"127.0.0.1:{free_port()}"
     store = f"sqlite:///{project / 'core.db'}"
     return xsync("core", str(config), "--listen", listen, "--db", store, *flags, timeout=60)
+
+
+def test_the_core_config_can_require_client_certificates(
+    tmp_path: Path, authority: Authority
+) -> None:
+    server = authority.server("core", "localhost", "127.0.0.1")
+    tls = f"{{cert: {server.cert}, key: {server.key}, client_ca: {authority.cert}}}"
+    config = write_core_config(tmp_path, extra=f"  tls: {tls}\n")
+    client = authority.client("runner")
+    with CoreProcess(config) as core:
+        schema = schema_from_text(tmp_path, SHOP)
+
+        def remote(cert: Issued | None) -> RemoteStore:
+            options = TlsOptions(
+                ca=authority.cert.read_bytes(),
+                cert=None if cert is None else cert.cert.read_bytes(),
+                key=None if cert is None else cert.key.read_bytes(),
+            )
+            return RemoteStore(
+                core.endpoint, schema, username="viewer", password="viewer-pw", tls=options
+            )
+
+        with remote(client) as allowed:
+            assert "Shop" in allowed.model_names()
+        with remote(None) as refused, pytest.raises(TlsRefused) as caught:
+            refused.model_names()
+        assert "it requires a client certificate" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "tls, problem",
+    [
+        ("{cert: core.pem}", "core.tls.key: required option is missing"),
+        (
+            "{cert: core.pem, key: core.key, client_ca: core.key}",
+            "core.tls.client_ca: {dir}/core.key is not a PEM certificate "
+            "(no -----BEGIN CERTIFICATE----- line)",
+        ),
+        (
+            "{cert: core.pem, key: core.key, client_ca: nope.pem}",
+            "core.tls.client_ca: cannot read {dir}/nope.pem: No such file or directory",
+        ),
+    ],
+    ids=["no key", "not a certificate", "missing"],
+)
+def test_a_bad_core_tls_section_is_one_line(
+    tmp_path: Path, authority: Authority, tls: str, problem: str
+) -> None:
+    authority.server("core", "localhost", "127.0.0.1")
+    config = write_core_config(tmp_path, extra=f"  tls: {tls}\n")
+    result = xsync("core", str(config), "--listen", f"127.0.0.1:{free_port()}", timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"xsync core: {config}: {problem.format(dir=tmp_path)}"
+    ]

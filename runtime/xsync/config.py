@@ -65,11 +65,22 @@ class AccessorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CoreTls:
+    """`core.tls`: the core's certificate chain and key, and the CA its callers' client
+    certificates must be signed by (None: none is asked for). PEM contents, already read."""
+
+    cert: bytes
+    key: bytes
+    client_ca: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CoreConfig:
-    """What `xsync core` serves with (`core:`): its accounts and its request size limit."""
+    """What `xsync core` serves with (`core:`): its accounts, its request size limit, TLS."""
 
     accounts: tuple[Account, ...]
     max_message_bytes: int | None = None
+    tls: CoreTls | None = None  # None: plaintext (unless --tls-cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +168,22 @@ _TOP_KEYS = (
 )
 _ACCESSOR_KEYS = ("endpoint", "username", "password", "tls", "wait_seconds")
 _TLS_KEYS = ("ca", "cert", "key", "server_name")
-_CORE_KEYS = ("accounts", "max_message_mb")
+_CORE_KEYS = ("accounts", "max_message_mb", "tls")
+_CORE_TLS_KEYS = ("cert", "key", "client_ca")
 _ACCOUNT_KEYS = ("username", "password_hash", "role")
 MAX_MESSAGE_MB = 2047  # grpcio's limits are 32-bit byte counts
 _EVENT_BUS_KEYS = ("kind", "endpoint", "dead_letter_topic")
 _LOGGING_KEYS = ("level", "format", "destination")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+NOT_A_CERTIFICATE = "no -----BEGIN CERTIFICATE----- line"
+
+
+def is_pem_certificate(pem: bytes) -> bool:
+    """Whether `pem` holds a certificate: grpcio takes anything as CA roots and then refuses
+    every caller, one log line per try, where a start-up error names the file once."""
+    return b"-----BEGIN CERTIFICATE-----" in pem
 
 
 def load_config(path: str | Path) -> Config:
@@ -420,7 +441,25 @@ class _Reader:
         return CoreConfig(
             accounts=tuple(read),
             max_message_bytes=megabytes * 1024 * 1024 if megabytes is not None else None,
+            tls=self.optional(data, "tls", self.core_tls, f"{key}."),
         )
+
+    def core_tls(self, key: str, value: object) -> CoreTls:
+        data = self.mapping(key, value, _CORE_TLS_KEYS)
+        prefix = f"{key}."
+        return CoreTls(
+            cert=self.required(data, "cert", self.pem, prefix),
+            key=self.required(data, "key", self.pem, prefix),
+            client_ca=self.optional(data, "client_ca", self.certificate, prefix),
+        )
+
+    def certificate(self, key: str, value: object) -> bytes:
+        pem = self.pem(key, value)
+        if not is_pem_certificate(pem):
+            raise self.fail(
+                key, f"{self.path(key, value)} is not a PEM certificate ({NOT_A_CERTIFICATE})"
+            )
+        return pem
 
     def account(self, key: str, value: object) -> Account:
         data = self.mapping(key, value, _ACCOUNT_KEYS)

@@ -98,9 +98,10 @@ def _serve_until_stopped(args: argparse.Namespace) -> int:
     from .grpc.server import serve
 
     # The command line first: a wrong flag is reported before anything is read or said.
-    tls = _tls(args)
-    client_ca = _client_ca(args)
+    flag_tls = _tls(args)
+    flag_client_ca = _client_ca(args)
     config = load(args.config)
+    tls, client_ca = _served_tls(flag_tls, flag_client_ca, config)
     url = args.db or config.store
     if not url:
         raise StartupError(f"{args.config}: no store: set 'store' in the config or pass --db URL")
@@ -197,21 +198,31 @@ def _tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
 
 def _client_ca(args: argparse.Namespace) -> bytes | None:
     """The CA that signs the certificates of the callers `--tls-client-ca` lets in."""
+    from .config import NOT_A_CERTIFICATE, is_pem_certificate
+
     if not args.tls_client_ca:
         return None
-    if not args.tls_cert:
-        raise StartupError(
-            "--tls-client-ca needs --tls-cert and --tls-key: "
-            "client certificates are asked for only over TLS"
-        )
     pem = _read("--tls-client-ca", args.tls_client_ca)
-    # grpcio would take anything here and refuse every caller later, one log line per try.
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
+    if not is_pem_certificate(pem):
         raise StartupError(
-            f"--tls-client-ca: {args.tls_client_ca} is not a PEM certificate "
-            "(no -----BEGIN CERTIFICATE----- line)"
+            f"--tls-client-ca: {args.tls_client_ca} is not a PEM certificate ({NOT_A_CERTIFICATE})"
         )
     return pem
+
+
+def _served_tls(
+    flag_tls: tuple[bytes, bytes] | None, flag_client_ca: bytes | None, config: Any
+) -> tuple[tuple[bytes, bytes] | None, bytes | None]:
+    """TLS and the client CA as served: each flag given wins over the config's `core.tls`."""
+    configured = config.core.tls if config.core is not None else None
+    tls = flag_tls or (None if configured is None else (configured.cert, configured.key))
+    client_ca = flag_client_ca or (None if configured is None else configured.client_ca)
+    if client_ca is not None and tls is None:
+        raise StartupError(
+            "--tls-client-ca needs --tls-cert and --tls-key (or core.tls in the config): "
+            "client certificates are asked for only over TLS"
+        )
+    return tls, client_ca
 
 
 def _read(flag: str, path: str) -> bytes:
