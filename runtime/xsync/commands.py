@@ -170,9 +170,8 @@ def _single_runner_lock(config: Config) -> Part:
 
 def _build(config: Config, **kwargs: Any) -> Any:
     """The runtime built from `config`, with every start-up problem as a `StartupError`."""
-    from .runner import build_runtime
-
     from .core_wait import StopRequested
+    from .runner import build_runtime
 
     try:
         return build_runtime(config, **kwargs)
