@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import grpc
+import pytest
 
 from store_support import SHOP, schema_from_text
 from xprotogen.schema import Schema
@@ -113,6 +114,17 @@ class LiveCore:
         self.channel.close()
         self.server.stop(0)
         self.store.close()
+
+
+@pytest.fixture(scope="module")
+def live_core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCore]:
+    """The core's gRPC server (`xsync core`'s `serve`) on loopback, over a SQLite store, for
+    the tests of one module (import it into the module to use it)."""
+    live = LiveCore(tmp_path_factory.mktemp("core"))
+    try:
+        yield live
+    finally:
+        live.close()
 
 
 def _serialize(message: Any) -> bytes:

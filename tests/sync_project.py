@@ -150,6 +150,19 @@ class Core:
             self.process.wait()
 
 
+def run_once_syncs_a_region(config: Path) -> None:
+    """`xsync run CONFIG --once` exits 0 and syncs a Region saved through `config`."""
+    from xsync.connect import connect
+
+    with connect(config) as api:
+        region = api.Region(name="eu")
+        region.save()
+    result = xsync("run", str(config), "--once", timeout=60)
+    assert result.returncode == 0, result.stderr
+    with connect(config) as api:
+        assert api.Region.objects.get(id=region.id).backend_code == 1
+
+
 def runner_config(
     project: Path, endpoint: str, tls: dict[str, Any] | None, *, password: str = PASSWORD
 ) -> Path:

@@ -17,12 +17,12 @@ from sync_project import (
     Core,
     free_port,
     log_lines,
+    run_once_syncs_a_region,
     make_project,
     non_loopback_address,
     runner_config,
     xsync,
 )
-from xsync.connect import connect
 
 STEPS = """
 from xsync import SyncStep
@@ -71,13 +71,7 @@ def test_a_runner_trusting_the_core_certificate_syncs_over_tls(
     tmp_path: Path, tls_core: str, certificates: dict[str, tuple[Path, Path]]
 ) -> None:
     config = runner_config(tmp_path, tls_core, {"ca": str(certificates["core"][0])})
-    with connect(config) as api:
-        region = api.Region(name="eu")
-        region.save()
-    result = xsync("run", str(config), "--once", timeout=60)
-    assert result.returncode == 0, result.stderr
-    with connect(config) as api:
-        assert api.Region.objects.get(id=region.id).backend_code == 1
+    run_once_syncs_a_region(config)
     assert not [line for line in log_lines(tmp_path) if line["level"] == "warning"]
 
 

@@ -12,8 +12,14 @@ import pytest
 from certificates import Authority, Issued
 from core_support import CoreProcess, write_core_config
 from store_support import SHOP, schema_from_text
-from sync_project import Core, free_port, make_project, runner_config, xsync
-from xsync.connect import connect
+from sync_project import (
+    Core,
+    free_port,
+    make_project,
+    run_once_syncs_a_region,
+    runner_config,
+    xsync,
+)
 from xsync.grpc.client import RemoteStore, TlsOptions, TlsRefused
 
 pytestmark = pytest.mark.slow
@@ -54,13 +60,7 @@ def test_a_runner_with_a_client_certificate_of_the_core_ca_syncs(
     tmp_path: Path, mtls_core: str, authority: Authority
 ) -> None:
     config = runner_config(tmp_path, mtls_core, _tls(authority, authority.client("runner")))
-    with connect(config) as api:
-        region = api.Region(name="eu")
-        region.save()
-    result = xsync("run", str(config), "--once", timeout=60)
-    assert result.returncode == 0, result.stderr
-    with connect(config) as api:
-        assert api.Region.objects.get(id=region.id).backend_code == 1
+    run_once_syncs_a_region(config)
 
 
 def test_a_runner_without_a_client_certificate_is_refused_in_one_line(

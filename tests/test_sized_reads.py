@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core_support import LiveCore
+from core_support import LiveCore, live_core  # noqa: F401  (fixture)
 from store_support import SHOP, open_at, schema_from_text, shop, store_url  # noqa: F401  (fixtures)
 from xprotogen.schema import Schema
 from xprotogen.targets.deps import model_deps
@@ -120,20 +120,11 @@ def test_get_many_of_a_base_model_reads_every_subclass_table(
     assert {r["leaf_model_name"] for r in found} == {"FastService", "SlowService", "Service"}
 
 
-@pytest.fixture(scope="module")
-def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCore]:
-    live = LiveCore(tmp_path_factory.mktemp("core"))
-    try:
-        yield live
-    finally:
-        live.close()
-
-
-def test_pending_columns_and_get_many_through_the_core(core: LiveCore) -> None:
-    client = core.client("hello-sync")
+def test_pending_columns_and_get_many_through_the_core(live_core: LiveCore) -> None:
+    client = live_core.client("hello-sync")
     check_pending_columns(client)
-    for record in core.store.query("Shelf"):
-        core.store.purge("Shelf", record["id"])
+    for record in live_core.store.query("Shelf"):
+        live_core.store.purge("Shelf", record["id"])
     check_get_many(client)
 
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core_support import LiveCore, credentials
+from core_support import LiveCore, credentials, live_core  # noqa: F401  (fixture)
 from pg import fresh_schema
 from store_support import SHOP, open_at, schema_from_text, shop, store_url  # noqa: F401  (fixtures)
 from xprotogen.schema import Schema
@@ -489,14 +489,10 @@ class _Counter(grpc.UnaryUnaryClientInterceptor):
         return continuation(details, request)
 
 
-@pytest.fixture(scope="module")
-def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCore]:
-    """The core's gRPC server (`xsync core`'s `serve`) on loopback, over a SQLite store."""
-    live = LiveCore(tmp_path_factory.mktemp("core"))
-    try:
-        yield live
-    finally:
-        live.close()
+@pytest.fixture
+def core(live_core: LiveCore) -> LiveCore:
+    """The core's gRPC server on loopback, over a SQLite store (one for the module)."""
+    return live_core
 
 
 def remote(core: LiveCore, tmp_path: Path, username: str = "hello-sync") -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import grpc
 from google.protobuf.message import Message
@@ -122,12 +122,7 @@ class RemoteStore:
         return True
 
     def _lease_call(self, method: str, request: dict[str, Any], writes: bool) -> Any:
-        path = lease_path(method)
-        call = self._calls.get(path)
-        if call is None:
-            call = self._calls[path] = self._channel.unary_unary(
-                path, request_serializer=encode_lease, response_deserializer=decode_lease_reply
-            )
+        call = self._unary(lease_path(method), encode_lease, decode_lease_reply)
         metadata = (
             (*self._credentials, (ACTOR_KEY, "synchronizer")) if writes else self._credentials
         )
@@ -144,14 +139,21 @@ class RemoteStore:
             raise InvalidArgument(f"unknown model {model!r}")
         return found
 
-    def _call(
-        self, path: str, request: Message, reply: type[Message], actor: Actor | None = None
-    ) -> Any:
+    def _unary(
+        self, path: str, serialize: Callable[[Any], bytes], deserialize: Callable[[bytes], Any]
+    ) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
+        """The channel's callable for `path`, made on first use and kept."""
         call = self._calls.get(path)
         if call is None:
             call = self._calls[path] = self._channel.unary_unary(
-                path, request_serializer=_serialize, response_deserializer=reply.FromString
+                path, request_serializer=serialize, response_deserializer=deserialize
             )
+        return call
+
+    def _call(
+        self, path: str, request: Message, reply: type[Message], actor: Actor | None = None
+    ) -> Any:
+        call = self._unary(path, _serialize, reply.FromString)
         metadata = self._credentials if actor is None else (*self._credentials, (ACTOR_KEY, actor))
         try:
             return call(request, metadata=metadata, timeout=self._timeout)
@@ -427,13 +429,7 @@ class RemoteStore:
             yield chunk
 
     def _outcome_call(self, writes: list[OutcomeWrite], actor: Actor) -> list[StoreError | None]:
-        call = self._calls.get(OUTCOMES_PATH)
-        if call is None:
-            call = self._calls[OUTCOMES_PATH] = self._channel.unary_unary(
-                OUTCOMES_PATH,
-                request_serializer=encode_outcomes,
-                response_deserializer=decode_outcomes_reply,
-            )
+        call = self._unary(OUTCOMES_PATH, encode_outcomes, decode_outcomes_reply)
         try:
             reply = call(
                 writes, metadata=(*self._credentials, (ACTOR_KEY, actor)), timeout=self._timeout
@@ -493,13 +489,7 @@ class RemoteStore:
 
     def forget_changes(self, age_seconds: float) -> int:
         """Ask the core to prune its change log (an account that may sync; see `retention`)."""
-        call = self._calls.get(RETENTION_PATH)
-        if call is None:
-            call = self._calls[RETENTION_PATH] = self._channel.unary_unary(
-                RETENTION_PATH,
-                request_serializer=encode_retention,
-                response_deserializer=decode_retention_reply,
-            )
+        call = self._unary(RETENTION_PATH, encode_retention, decode_retention_reply)
         metadata = (*self._credentials, (ACTOR_KEY, "synchronizer"))
         try:
             return int(call(age_seconds, metadata=metadata, timeout=self._timeout)["value"])
